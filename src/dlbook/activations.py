@@ -1,0 +1,285 @@
+"""Activation functions: plain functions, forward/backward pairs, and thin layer classes.
+
+Every function is element-wise except ``softmax`` and ``log_softmax``, which normalise along
+``axis``. All of them are written to be stable for large inputs: no ``exp`` of a large
+positive number is ever taken.
+
+Conventions match PyTorch: ReLU'(0) = 0, LeakyReLU'(0) = ``negative_slope``,
+ELU'(x) = f(x) + alpha for x <= 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlbook._validate import as_array, check_positive, check_shape
+from dlbook.module import Module
+
+__all__ = [
+    "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "log_softmax",
+    "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
+    "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
+    "elu_forward", "elu_backward", "softmax_forward", "softmax_backward",
+    "log_softmax_forward", "log_softmax_backward",
+    "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "Softmax",
+]
+
+
+# --- plain functions -----------------------------------------------------------------------
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic sigmoid, sigma(x) = 1 / (1 + exp(-x)), element-wise.
+
+    Computed as exp(-|x|)-based expressions so that neither branch overflows. Matches
+    ``torch.sigmoid``.
+    """
+    x = as_array(x, "x")
+    z = np.exp(-np.abs(x))  # in (0, 1]: never overflows
+    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    """Hyperbolic tangent, tanh(x) = (e^x - e^-x) / (e^x + e^-x) = 2 sigma(2x) - 1."""
+    return np.tanh(as_array(x, "x"))
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """Rectified linear unit, max(x, 0)."""
+    x = as_array(x, "x")
+    return np.maximum(x, 0.0).astype(x.dtype, copy=False)
+
+
+def leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+    """Leaky ReLU: x for x > 0, ``negative_slope * x`` otherwise. Matches ``F.leaky_relu``."""
+    x = as_array(x, "x")
+    return np.where(x > 0, x, negative_slope * x)
+
+
+def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Exponential linear unit: x for x > 0, alpha (e^x - 1) otherwise. Matches ``F.elu``."""
+    x = as_array(x, "x")
+    check_positive(alpha, "alpha")
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Softmax along ``axis``: softmax(x)_j = e^{x_j} / sum_k e^{x_k}.
+
+    The maximum along ``axis`` is subtracted first (softmax is unchanged by a shift), so
+    ``softmax([1000, 1001]) = [0.2689, 0.7311]`` instead of ``nan``. Matches ``F.softmax``.
+    """
+    x = as_array(x, "x")
+    _check_axis(x, axis)
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log softmax(x)_j = x_j - logsumexp(x), computed with the max-shift. Matches ``F.log_softmax``."""
+    x = as_array(x, "x")
+    _check_axis(x, axis)
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def _check_axis(x: np.ndarray, axis: int) -> None:
+    if x.ndim == 0:
+        raise ValueError("x: softmax needs at least a 1-D array, got a scalar")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis: {axis} is out of range for x of shape {x.shape}")
+
+
+# --- forward/backward pairs --------------------------------------------------------------
+
+def _check_dout(dout, out_shape, name="dout") -> np.ndarray:
+    dout = as_array(dout, name)
+    check_shape(dout, out_shape, name)
+    return dout
+
+
+def sigmoid_forward(x: np.ndarray):
+    """Forward pass of the sigmoid. Returns ``(out, cache)``; ``out`` has the shape of ``x``."""
+    out = sigmoid(x)
+    return out, out
+
+
+def sigmoid_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx = dout * sigma(x) (1 - sigma(x)); the derivative peaks at 1/4 at x = 0."""
+    out = cache
+    dout = _check_dout(dout, out.shape)
+    return dout * out * (1.0 - out)
+
+
+def tanh_forward(x: np.ndarray):
+    """Forward pass of tanh. Returns ``(out, cache)``."""
+    out = tanh(x)
+    return out, out
+
+
+def tanh_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx = dout * (1 - tanh(x)^2)."""
+    out = cache
+    dout = _check_dout(dout, out.shape)
+    return dout * (1.0 - out * out)
+
+
+def relu_forward(x: np.ndarray):
+    """Forward pass of ReLU. Returns ``(out, cache)`` with the cache the input."""
+    x = as_array(x, "x")
+    return relu(x), x
+
+
+def relu_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx = dout where x > 0, else 0 (so ReLU'(0) = 0, as in torch)."""
+    x = cache
+    dout = _check_dout(dout, x.shape)
+    return np.where(x > 0, dout, 0.0)
+
+
+def leaky_relu_forward(x: np.ndarray, negative_slope: float = 0.01):
+    """Forward pass of leaky ReLU. Returns ``(out, cache)``."""
+    x = as_array(x, "x")
+    return leaky_relu(x, negative_slope), (x, negative_slope)
+
+
+def leaky_relu_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx = dout where x > 0, ``negative_slope * dout`` where x <= 0 (torch's choice at 0)."""
+    x, negative_slope = cache
+    dout = _check_dout(dout, x.shape)
+    return np.where(x > 0, dout, negative_slope * dout)
+
+
+def elu_forward(x: np.ndarray, alpha: float = 1.0):
+    """Forward pass of ELU. Returns ``(out, cache)``."""
+    x = as_array(x, "x")
+    out = elu(x, alpha)
+    return out, (x, out, alpha)
+
+
+def elu_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx = dout for x > 0; for x <= 0, dout * alpha e^x = dout * (f(x) + alpha)."""
+    x, out, alpha = cache
+    dout = _check_dout(dout, x.shape)
+    return np.where(x > 0, dout, dout * (out + alpha))
+
+
+def softmax_forward(x: np.ndarray, axis: int = -1):
+    """Forward pass of softmax along ``axis``. Returns ``(out, cache)``."""
+    out = softmax(x, axis)
+    return out, (out, axis)
+
+
+def softmax_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """Jacobian-vector product of softmax: dx = y * (dout - sum(dout * y, axis)).
+
+    The Jacobian is dy_j/dx_i = y_j (delta_ij - y_i); the product is formed without building it.
+    """
+    out, axis = cache
+    dout = _check_dout(dout, out.shape)
+    return out * (dout - np.sum(dout * out, axis=axis, keepdims=True))
+
+
+def log_softmax_forward(x: np.ndarray, axis: int = -1):
+    """Forward pass of log-softmax along ``axis``. Returns ``(out, cache)``."""
+    out = log_softmax(x, axis)
+    return out, (out, axis)
+
+
+def log_softmax_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx = dout - softmax(x) * sum(dout, axis)."""
+    out, axis = cache
+    dout = _check_dout(dout, out.shape)
+    return dout - np.exp(out) * np.sum(dout, axis=axis, keepdims=True)
+
+
+# --- thin layer classes ------------------------------------------------------------------
+
+class _Activation(Module):
+    """A parameter-free layer around one forward/backward pair."""
+
+    _forward = staticmethod(sigmoid_forward)
+    _backward = staticmethod(sigmoid_backward)
+
+    def _hyper(self) -> dict:
+        return {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out, self._cache = type(self)._forward(x, **self._hyper())
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return type(self)._backward(dout, self._need_cache())
+
+
+class Sigmoid(_Activation):
+    """Sigmoid layer (``torch.nn.Sigmoid``)."""
+
+    _forward = staticmethod(sigmoid_forward)
+    _backward = staticmethod(sigmoid_backward)
+
+
+class Tanh(_Activation):
+    """Tanh layer (``torch.nn.Tanh``)."""
+
+    _forward = staticmethod(tanh_forward)
+    _backward = staticmethod(tanh_backward)
+
+
+class ReLU(_Activation):
+    """ReLU layer (``torch.nn.ReLU``)."""
+
+    _forward = staticmethod(relu_forward)
+    _backward = staticmethod(relu_backward)
+
+
+class LeakyReLU(_Activation):
+    """Leaky ReLU layer (``torch.nn.LeakyReLU``)."""
+
+    _forward = staticmethod(leaky_relu_forward)
+    _backward = staticmethod(leaky_relu_backward)
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def _hyper(self) -> dict:
+        return {"negative_slope": self.negative_slope}
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(_Activation):
+    """ELU layer (``torch.nn.ELU``)."""
+
+    _forward = staticmethod(elu_forward)
+    _backward = staticmethod(elu_backward)
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        check_positive(alpha, "alpha")
+        self.alpha = alpha
+
+    def _hyper(self) -> dict:
+        return {"alpha": self.alpha}
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class Softmax(_Activation):
+    """Softmax layer along ``axis`` (``torch.nn.Softmax(dim=axis)``)."""
+
+    _forward = staticmethod(softmax_forward)
+    _backward = staticmethod(softmax_backward)
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        self.axis = axis
+
+    def _hyper(self) -> dict:
+        return {"axis": self.axis}
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"

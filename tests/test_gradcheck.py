@@ -1,0 +1,68 @@
+"""dlbook.gradcheck: the numerical gradient is accurate, and the checker reports and raises."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlbook.gradcheck import GradientCheckError, check_gradients, numerical_gradient, relative_error
+
+
+def test_numerical_gradient_of_known_functions(rng):
+    x = rng.standard_normal((3, 4))
+    # d/dx sum(sin(x) * G) = cos(x) * G
+    g = rng.standard_normal((3, 4))
+    num = numerical_gradient(np.sin, x, g)
+    np.testing.assert_allclose(num, np.cos(x) * g, rtol=1e-8, atol=1e-10)
+    # scalar function, dout=None: d/dx sum(x^3) = 3 x^2
+    np.testing.assert_allclose(numerical_gradient(lambda v: np.sum(v ** 3), x), 3 * x ** 2, rtol=1e-8, atol=1e-9)
+
+
+def test_x_is_restored_and_float64_required(rng):
+    x = rng.standard_normal(5)
+    before = x.copy()
+    numerical_gradient(np.exp, x)
+    np.testing.assert_array_equal(x, before)
+    with pytest.raises(ValueError, match="float64"):
+        numerical_gradient(np.exp, x.astype(np.float32))
+    with pytest.raises(ValueError, match="h: expected a positive step"):
+        numerical_gradient(np.exp, x, h=0.0)
+
+
+def test_check_gradients_reports_the_worst_element(rng):
+    w = rng.standard_normal((2, 3))
+    x = rng.standard_normal((4, 3))
+    f = lambda x, w: x @ w.T  # noqa: E731
+    dout = rng.standard_normal((4, 2))
+    results = check_gradients(f, {"x": x, "w": w}, {"x": dout @ w, "w": dout.T @ x}, dout)
+    assert set(results) == {"x", "w"}
+    assert all(r.rel_error < 1e-8 for r in results.values())
+    assert "dw[" in str(results["w"])
+
+
+def test_check_gradients_raises_with_argument_and_index(rng):
+    w = rng.standard_normal((2, 3))
+    x = rng.standard_normal((4, 3))
+    dout = rng.standard_normal((4, 2))
+    good = dout.T @ x
+    bad = good.copy()
+    bad[1, 2] += 1e-3
+    with pytest.raises(GradientCheckError, match=r"'w' at index \(1, 2\).*1 of 6 elements disagree"):
+        check_gradients(lambda x, w: x @ w.T, {"x": x, "w": w}, {"w": bad}, dout)
+
+
+def test_inputs_are_not_modified_and_names_are_checked(rng):
+    x = rng.standard_normal(3)
+    before = x.copy()
+    check_gradients(lambda x: x ** 2, {"x": x}, {"x": 2 * x})
+    np.testing.assert_array_equal(x, before)
+    with pytest.raises(ValueError, match="'y' is not one of the inputs"):
+        check_gradients(lambda x: x, {"x": x}, {"y": x})
+    with pytest.raises(ValueError, match="analytic"):
+        check_gradients(lambda x: x, {"x": x}, {"x": np.ones(4)})
+
+
+def test_relative_error():
+    assert relative_error(1.0, 1.0) == 0.0
+    assert relative_error(1.0, -1.0) == pytest.approx(1.0)
+    assert relative_error(0.0, 0.0) == 0.0

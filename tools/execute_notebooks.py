@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Execute chapter notebooks in place so their stored outputs are current.
+
+Usage: python tools/execute_notebooks.py [PATH ...]   (files or folders; default: chapters)
+
+Each notebook runs in its own folder with the python3 kernel of the running interpreter, with
+timing metadata off, so that re-executing an unchanged notebook leaves the file unchanged
+except for genuinely variable outputs (the ones nbval is told to ignore).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def notebooks(paths: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for p in map(Path, paths or ["chapters"]):
+        if p.is_dir():
+            found += sorted(q for q in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in q.parts)
+        elif p.suffix == ".ipynb":
+            found.append(p)
+        else:
+            raise SystemExit(f"not a notebook or folder: {p}")
+    return found
+
+
+def execute(path: Path, timeout: int = 600) -> float:
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    seconds = time.perf_counter() - start
+    nb.metadata.pop("widgets", None)
+    nb.metadata.pop("jupytext", None)
+    nb.metadata["kernelspec"] = KERNELSPEC
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+    return seconds
+
+
+def main(argv: list[str]) -> int:
+    paths = notebooks(argv)
+    for path in paths:
+        print(f"{path}: ", end="", flush=True)
+        print(f"{execute(path):.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
