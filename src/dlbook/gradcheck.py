@@ -18,7 +18,8 @@ import numpy as np
 
 from dlbook._validate import as_array, check_shape
 
-__all__ = ["numerical_gradient", "relative_error", "check_gradients", "GradientCheckError", "GradCheckResult"]
+__all__ = ["numerical_gradient", "numerical_jacobian", "relative_error", "check_gradients",
+           "check_module_gradients", "GradientCheckError", "GradCheckResult"]
 
 
 def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
@@ -116,19 +117,128 @@ def check_gradients(f: Callable[..., np.ndarray], inputs: Mapping[str, np.ndarra
         grad = as_array(grad, f"analytic[{name!r}]").astype(np.float64)
         check_shape(grad, copies[name].shape, f"analytic[{name!r}]")
         numeric = numerical_gradient(lambda _x: f(**copies), copies[name], dout, h)
-        rel = relative_error(grad, numeric)
-        diff = np.abs(grad - numeric)
-        worst = np.unravel_index(int(np.argmax(rel)), rel.shape) if rel.size else ()
-        results[name] = GradCheckResult(
-            name, tuple(int(i) for i in worst),
-            float(grad[worst]) if rel.size else 0.0, float(numeric[worst]) if rel.size else 0.0,
-            float(rel[worst]) if rel.size else 0.0, float(diff.max()) if rel.size else 0.0)
-        bad = diff > atol + rtol * np.maximum(np.abs(grad), np.abs(numeric))
-        if np.any(bad):
-            first = np.unravel_index(int(np.argmax(np.where(bad, rel, -1.0))), rel.shape)
-            raise GradientCheckError(
-                f"gradient check failed for {name!r} at index {tuple(int(i) for i in first)}: "
-                f"analytic {grad[first]:.8e}, numeric {numeric[first]:.8e}, "
-                f"relative error {rel[first]:.2e} (rtol={rtol}, atol={atol}); "
-                f"{int(bad.sum())} of {bad.size} elements disagree")
+        results[name] = _compare(name, grad, numeric, rtol, atol)
+    return results
+
+
+def _compare(name: str, grad: np.ndarray, numeric: np.ndarray, rtol: float, atol: float) -> GradCheckResult:
+    """The worst element of ``grad`` vs ``numeric``; raise :class:`GradientCheckError` if any is off."""
+    rel = relative_error(grad, numeric)
+    diff = np.abs(grad - numeric)
+    if rel.size == 0:
+        return GradCheckResult(name, (), 0.0, 0.0, 0.0, 0.0)
+    worst = np.unravel_index(int(np.argmax(rel)), rel.shape)
+    result = GradCheckResult(name, tuple(int(i) for i in worst), float(grad[worst]), float(numeric[worst]),
+                             float(rel[worst]), float(diff.max()))
+    bad = diff > atol + rtol * np.maximum(np.abs(grad), np.abs(numeric))
+    if np.any(bad):
+        first = np.unravel_index(int(np.argmax(np.where(bad, rel, -1.0))), rel.shape)
+        raise GradientCheckError(
+            f"gradient check failed for {name!r} at index {tuple(int(i) for i in first)}: "
+            f"analytic {grad[first]:.8e}, numeric {numeric[first]:.8e}, "
+            f"relative error {rel[first]:.2e} (rtol={rtol}, atol={atol}); "
+            f"{int(bad.sum())} of {bad.size} elements disagree")
+    return result
+
+
+def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-5,
+                       order: str = "C") -> np.ndarray:
+    """Central-difference Jacobian d vec(f(x)) / d vec(x)^T.
+
+    Row r, column c holds d vec(f(x))_r / d vec(x)_c, where ``vec`` flattens in ``order``:
+    ``"C"`` (row-major, numpy's and torch's ``reshape(-1)``) or ``"F"`` (column-major, the
+    ``vec()`` of matrix calculus texts, seed 003 appendix A).
+
+    Args:
+        f: function of ``x`` returning an array; called 2 * x.size times.
+        x: float64 array (perturbed in place one element at a time, then restored).
+    Returns:
+        (f(x).size, x.size) array. With ``order="C"`` this matches
+        ``torch.autograd.functional.jacobian(f, x).reshape(out.numel(), x.numel())``.
+    """
+    if order not in ("C", "F"):
+        raise ValueError(f"order: expected 'C' or 'F', got {order!r}")
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
+        raise ValueError(f"x: expected a float64 ndarray (it is perturbed in place), got "
+                         f"{type(x).__name__} of dtype {getattr(x, 'dtype', None)}")
+    if h <= 0:
+        raise ValueError(f"h: expected a positive step, got {h}")
+    out_size = np.asarray(f(x)).size
+    jac = np.zeros((out_size, x.size))
+    # Column c of the Jacobian perturbs the c-th element of vec(x).
+    for c, idx in enumerate(np.ndindex(*x.shape) if order == "C" else
+                            (tuple(reversed(t)) for t in np.ndindex(*reversed(x.shape)))):
+        old = x[idx]
+        x[idx] = old + h
+        plus = np.asarray(f(x), dtype=np.float64).ravel(order=order)
+        x[idx] = old - h
+        minus = np.asarray(f(x), dtype=np.float64).ravel(order=order)
+        x[idx] = old
+        jac[:, c] = (plus - minus) / (2 * h)
+    return jac
+
+
+def _named_modules(module, prefix: str = ""):
+    """Yield ``(prefix, module)`` for a module and its children, children named by their index."""
+    yield prefix, module
+    for i, child in enumerate(module.children()):
+        yield from _named_modules(child, f"{prefix}{i}.")
+
+
+def check_module_gradients(module, x: np.ndarray, dout: np.ndarray | None = None, *,
+                           h: float = 1e-5, rtol: float = 1e-6, atol: float = 1e-8,
+                           check_input: bool = True) -> dict[str, GradCheckResult]:
+    """Check a layer's (or a container's) ``backward`` against central differences.
+
+    Runs ``out = module.forward(x)`` and ``dx = module.backward(dout)``, then perturbs every
+    parameter array ``m.params[key]`` of every module ``m`` inside ``module`` (in place, one
+    element at a time, restored afterwards) and compares d sum(out * dout) / d param with
+    ``m.grads[key]``; with ``check_input`` also ``dx`` with the numerical input gradient.
+
+    The forward pass must be deterministic: put layers such as dropout in evaluation mode
+    first. Parameters are named ``"<child index>.<key>"`` recursively (``"w"`` for a plain
+    layer, ``"0.w"``, ``"2.b"`` for layers of a :class:`~dlbook.sequential.Sequential`); the
+    input is named ``"x"``.
+
+    Args:
+        module: a :class:`~dlbook.module.Module` with float64 parameters.
+        x: its input; dout: upstream gradient with the output's shape (all ones when None).
+    Returns:
+        name -> :class:`GradCheckResult` (the worst element of each gradient).
+    Raises:
+        GradientCheckError: naming the parameter and the index of the first bad element.
+        ValueError: if ``dout`` has the wrong shape, or a gradient is missing or misshapen.
+    """
+    x = as_array(x, "x").astype(np.float64, copy=True)
+    out = np.asarray(module.forward(x))
+    if dout is None:
+        dout = np.ones_like(out)
+    dout = as_array(dout, "dout")
+    check_shape(dout, out.shape, "dout")
+    dx = module.backward(dout)
+    analytic: dict[str, np.ndarray] = {}
+    targets: dict[str, np.ndarray] = {}
+    for prefix, m in _named_modules(module):
+        for key, param in m.params.items():
+            name = f"{prefix}{key}"
+            if not isinstance(param, np.ndarray) or param.dtype != np.float64:
+                raise ValueError(f"params[{name!r}]: expected a float64 ndarray, got dtype "
+                                 f"{getattr(param, 'dtype', None)}")
+            grad = m.grads.get(key)
+            if grad is None:
+                raise ValueError(f"grads[{name!r}]: missing after backward")
+            grad = as_array(grad, f"grads[{name!r}]").astype(np.float64)
+            check_shape(grad, param.shape, f"grads[{name!r}]")
+            analytic[name] = grad.copy()
+            targets[name] = param
+    results: dict[str, GradCheckResult] = {}
+    if check_input:
+        dx = as_array(dx, "dx (returned by backward)")
+        check_shape(dx, x.shape, "dx (returned by backward)")
+        numeric = numerical_gradient(lambda _x: module.forward(x), x, dout, h)
+        results["x"] = _compare("x", dx, numeric, rtol, atol)
+    for name, param in targets.items():
+        numeric = numerical_gradient(lambda _p: module.forward(x), param, dout, h)
+        results[name] = _compare(name, analytic[name], numeric, rtol, atol)
+    module.forward(x)  # leave the caches as the unperturbed forward pass made them
     return results
