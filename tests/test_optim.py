@@ -51,3 +51,62 @@ def test_bad_hyper_parameters():
         SGD(layer, lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="model"):
         SGD([object()], lr=0.1)
+
+
+@pytest.mark.parametrize("hyper", [dict(), dict(momentum=0.9), dict(momentum=0.9, nesterov=True),
+                                   dict(momentum=0.8, dampening=0.1, weight_decay=1e-3)])
+def test_sgd_trains_a_sequential_model_like_torch(hyper, rng):
+    """Six steps of mini-batch SGD through a real backward pass: every parameter matches torch at every step."""
+    import torch.nn.functional as F
+
+    from dlbook.activations import ReLU, Tanh
+    from dlbook.losses import cross_entropy_backward, cross_entropy_forward
+    from dlbook.sequential import Sequential
+
+    model = Sequential(Linear(5, 8, rng=rng), ReLU(), Linear(8, 6, rng=rng), Tanh(), Linear(6, 3, rng=rng))
+    model_t = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 6), torch.nn.Tanh(),
+                                  torch.nn.Linear(6, 3))
+    with torch.no_grad():
+        for i in (0, 2, 4):
+            model_t[i].weight.copy_(torch.from_numpy(model[i].params["w"]))
+            model_t[i].bias.copy_(torch.from_numpy(model[i].params["b"]))
+    opt = SGD(model, lr=0.2, **hyper)
+    opt_t = torch.optim.SGD(model_t.parameters(), lr=0.2, **hyper)
+    start = model[0].params["w"].copy()
+    X = rng.standard_normal((24, 5))
+    y = rng.integers(0, 3, 24)
+    for step in range(6):
+        xb, yb = X[4 * step:4 * step + 4], y[4 * step:4 * step + 4]
+        loss, cache = cross_entropy_forward(model.forward(xb), yb)
+        opt.zero_grad()
+        model.backward(cross_entropy_backward(cache))
+        opt.step()
+        opt_t.zero_grad()
+        loss_t = F.cross_entropy(model_t(torch.from_numpy(xb)), torch.from_numpy(yb))
+        loss_t.backward()
+        opt_t.step()
+        assert loss == pytest.approx(loss_t.item(), rel=1e-12, abs=1e-13)
+        for i in (0, 2, 4):
+            np.testing.assert_allclose(model[i].params["w"], model_t[i].weight.detach().numpy(), rtol=1e-11,
+                                       atol=1e-13, err_msg=f"step {step}, layer {i}")
+            np.testing.assert_allclose(model[i].params["b"], model_t[i].bias.detach().numpy(), rtol=1e-11,
+                                       atol=1e-13, err_msg=f"step {step}, layer {i}")
+    # The agreement is not vacuous: the parameters really moved, and a torch model trained one
+    # step further is told apart by the same comparison.
+    assert np.abs(model[0].params["w"] - start).max() > 1e-3
+    opt_t.step()
+    assert not np.allclose(model[0].params["w"], model_t[0].weight.detach().numpy(), rtol=1e-11, atol=1e-13)
+
+
+def test_sgd_momentum_buffer_is_a_sum_of_gradients_not_a_velocity(rng):
+    # v <- mu v + g, p <- p - lr v (torch), not v <- mu v + lr g: with a constant gradient of 1,
+    # the steps are lr * (1, 1 + mu, 1 + mu + mu^2), which only the torch form gives for lr != 1.
+    layer = Linear(1, 1, rng=rng)
+    start = layer.params["w"].copy()
+    opt = SGD(layer, lr=0.5, momentum=0.5)
+    moved = []
+    for _ in range(3):
+        layer.grads = {k: np.ones_like(v) for k, v in layer.params.items()}
+        opt.step()
+        moved.append(float((start - layer.params["w"])[0, 0]))
+    np.testing.assert_allclose(moved, [0.5, 0.5 + 0.75, 0.5 + 0.75 + 0.875], rtol=1e-15)
