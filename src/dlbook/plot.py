@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 __all__ = ["PALETTE", "use_style", "subplots", "plot_curves", "plot_history",
-           "plot_decision_boundary", "show_matrix", "show_images"]
+           "plot_decision_boundary", "show_matrix", "show_images", "plot_graph", "plot_trajectories"]
 
 # A colour-blind-safe palette (Okabe & Ito), in the order lines take it.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -210,3 +210,160 @@ def show_images(images: np.ndarray, *, titles: Sequence[str] | None = None, ncol
         if titles is not None:
             ax.set_title(titles[k], fontsize=9)
     return axes
+
+
+def _graph_layout(names: list[str], edges: list[tuple[str, str]]) -> dict[str, tuple[float, float]]:
+    """Columns by longest path from an input (left to right), rows spread evenly in each column."""
+    parents: dict[str, list[str]] = {n: [] for n in names}
+    for src, dst in edges:
+        parents[dst].append(src)
+    depth: dict[str, int] = {}
+    visiting: set[str] = set()
+
+    def visit(node: str) -> int:
+        if node in depth:
+            return depth[node]
+        if node in visiting:
+            raise ValueError(f"edges: the graph has a cycle through {node!r}; a computational graph is acyclic")
+        visiting.add(node)
+        depth[node] = 1 + max((visit(p) for p in parents[node]), default=-1)
+        visiting.discard(node)
+        return depth[node]
+
+    for node in names:
+        visit(node)
+    columns: dict[int, list[str]] = {}
+    for node in names:
+        columns.setdefault(depth[node], []).append(node)
+    pos = {}
+    for col, members in columns.items():
+        for row, node in enumerate(members):
+            pos[node] = (2.4 * col, 1.6 * ((len(members) - 1) / 2 - row))
+    return pos
+
+
+def plot_graph(nodes: Mapping[str, str], edges: Sequence[tuple[str, str]], *,
+               grads: Mapping[str, str] | None = None,
+               edge_labels: Mapping[tuple[str, str], str] | None = None,
+               pos: Mapping[str, tuple[float, float]] | None = None, ax=None, title: str | None = None,
+               width: float | None = None, height: float | None = None):
+    """Draw a computational graph: a box per node, a forward arrow per edge, the backward pass in colour.
+
+    Forward quantities (what each node computes, and its value) go in the boxes, in black;
+    the backward pass (the gradient of the output with respect to each node, and the local
+    derivative carried along each edge) is written in the second palette colour, under each
+    box and at the middle of each edge. Only matplotlib is used.
+
+    Args:
+        nodes: name -> the text of its box, e.g. ``{"t": "t = a + u\n4.1"}``.
+        edges: ``(src, dst)`` pairs in the forward direction: ``dst`` is computed from ``src``.
+        grads: optional name -> text under the box, e.g. ``"dF/dt = 8.2"``.
+        edge_labels: optional ``(src, dst)`` -> text on that edge, e.g. a local derivative.
+        pos: optional name -> (x, y); by default a left-to-right layered layout (column = the
+            longest path from an input).
+    Returns:
+        The axes.
+    Raises:
+        ValueError: on an empty graph, an edge, gradient, label or position naming an unknown
+            node, a self-loop or a cycle, or a missing position.
+    """
+    names = list(nodes)
+    if not names:
+        raise ValueError("nodes: expected at least one node, got none")
+    known = set(names)
+    edges = [tuple(e) for e in edges]
+    for i, edge in enumerate(edges):
+        if len(edge) != 2:
+            raise ValueError(f"edges[{i}]: expected a (src, dst) pair, got {edge!r}")
+        for end in edge:
+            if end not in known:
+                raise ValueError(f"edges[{i}]: unknown node {end!r}; nodes are {names}")
+        if edge[0] == edge[1]:
+            raise ValueError(f"edges[{i}]: self-loop on {edge[0]!r}; a computational graph is acyclic")
+    for key in (grads or {}):
+        if key not in known:
+            raise ValueError(f"grads: unknown node {key!r}; nodes are {names}")
+    for key in (edge_labels or {}):
+        if tuple(key) not in edges:
+            raise ValueError(f"edge_labels: {key!r} is not one of the edges")
+    layout = _graph_layout(names, edges)  # also rejects cycles
+    if pos is not None:
+        missing = [n for n in names if n not in pos]
+        if missing:
+            raise ValueError(f"pos: expected a position for every node, missing {missing}")
+        layout = {n: (float(pos[n][0]), float(pos[n][1])) for n in names}
+    if ax is None:
+        xs = [p[0] for p in layout.values()]
+        ys = [p[1] for p in layout.values()]
+        _, axes = subplots(width=width or min(1.0 + 1.25 * (max(xs) - min(xs) + 2.4), 11.0),
+                           height=height or 1.2 + 1.1 * (max(ys) - min(ys) + 1.6))
+        ax = axes[0, 0]
+    forward, backward = "#222222", PALETTE[1]
+    for (src, dst) in edges:
+        (x0, y0), (x1, y1) = layout[src], layout[dst]
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                    arrowprops=dict(arrowstyle="-|>", color=PALETTE[0], lw=1.4, shrinkA=26, shrinkB=26))
+        label = (edge_labels or {}).get((src, dst))
+        if label:
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.18, label, ha="center", va="bottom", fontsize=9,
+                    color=backward, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
+    for name in names:
+        x, y = layout[name]
+        ax.text(x, y, nodes[name], ha="center", va="center", fontsize=10, color=forward, zorder=3,
+                bbox=dict(boxstyle="round,pad=0.45", fc="#EAF2FA", ec=PALETTE[0], lw=1.2))
+        if grads and name in grads:
+            ax.text(x, y - 0.55, grads[name], ha="center", va="top", fontsize=9, color=backward, zorder=3)
+    xs = [p[0] for p in layout.values()]
+    ys = [p[1] for p in layout.values()]
+    ax.set_xlim(min(xs) - 1.2, max(xs) + 1.2)
+    ax.set_ylim(min(ys) - 1.2, max(ys) + 0.8)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_trajectories(f: Callable[[np.ndarray], np.ndarray], trajectories: Mapping[str, np.ndarray], *,
+                      xlim: tuple[float, float], ylim: tuple[float, float], xlabel: str, ylabel: str,
+                      levels: int | Sequence[float] = 12, resolution: int = 200, ax=None,
+                      title: str | None = None, styles: Mapping[str, str] | None = None):
+    """Contours of a function of two variables with optimisation paths drawn over them.
+
+    Args:
+        f: maps (P, 2) points to (P,) values (vectorised).
+        trajectories: label -> (T, 2) sequence of points; the start is marked with a circle and
+            the end with a cross.
+        xlim, ylim: the plotted window, ``(low, high)``.
+        levels: number of contour levels or their values.
+        styles: optional label -> matplotlib format string for the path, e.g. ``".-"``.
+    Returns:
+        The axes.
+    """
+    for name, lim in (("xlim", xlim), ("ylim", ylim)):
+        if len(lim) != 2 or not lim[0] < lim[1]:
+            raise ValueError(f"{name}: expected (low, high) with low < high, got {lim!r}")
+    paths = {}
+    for label, path in trajectories.items():
+        path = np.asarray(path, dtype=np.float64)
+        if path.ndim != 2 or path.shape[1] != 2 or len(path) == 0:
+            raise ValueError(f"trajectories[{label!r}]: expected a (T, 2) array of points, got shape {path.shape}")
+        paths[label] = path
+    ax = _axes(ax)
+    gx, gy = np.meshgrid(np.linspace(*xlim, resolution), np.linspace(*ylim, resolution))
+    values = np.asarray(f(np.column_stack([gx.ravel(), gy.ravel()]))).reshape(gx.shape)
+    ax.contour(gx, gy, values, levels=levels, colors="#999999", linewidths=0.7)
+    for i, (label, path) in enumerate(paths.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        fmt = (styles or {}).get(label, ".-")
+        ax.plot(path[:, 0], path[:, 1], fmt, color=colour, label=label, markersize=3, linewidth=1.2)
+        ax.plot(path[0, 0], path[0, 1], "o", color=colour, markersize=6, markerfacecolor="none")
+        ax.plot(path[-1, 0], path[-1, 1], "x", color=colour, markersize=7)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if paths:
+        ax.legend(loc="best")
+    return ax
