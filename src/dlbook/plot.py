@@ -295,14 +295,14 @@ def plot_graph(nodes: Mapping[str, str], edges: Sequence[tuple[str, str]], *,
     if ax is None:
         xs = [p[0] for p in layout.values()]
         ys = [p[1] for p in layout.values()]
-        _, axes = subplots(width=width or min(1.0 + 1.25 * (max(xs) - min(xs) + 2.4), 11.0),
-                           height=height or 1.2 + 1.1 * (max(ys) - min(ys) + 1.6))
+        _, axes = subplots(width=width or min(1.0 + 0.85 * (max(xs) - min(xs) + 2.4), 10.0),
+                           height=height or 1.0 + 0.8 * (max(ys) - min(ys) + 1.6))
         ax = axes[0, 0]
     forward, backward = "#222222", PALETTE[1]
     for (src, dst) in edges:
         (x0, y0), (x1, y1) = layout[src], layout[dst]
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                    arrowprops=dict(arrowstyle="-|>", color=PALETTE[0], lw=1.4, shrinkA=26, shrinkB=26))
+                    arrowprops=dict(arrowstyle="-|>", color=PALETTE[0], lw=1.4, shrinkA=22, shrinkB=24))
         label = (edge_labels or {}).get((src, dst))
         if label:
             ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.18, label, ha="center", va="bottom", fontsize=9,
@@ -312,11 +312,11 @@ def plot_graph(nodes: Mapping[str, str], edges: Sequence[tuple[str, str]], *,
         ax.text(x, y, nodes[name], ha="center", va="center", fontsize=10, color=forward, zorder=3,
                 bbox=dict(boxstyle="round,pad=0.45", fc="#EAF2FA", ec=PALETTE[0], lw=1.2))
         if grads and name in grads:
-            ax.text(x, y - 0.55, grads[name], ha="center", va="top", fontsize=9, color=backward, zorder=3)
+            ax.text(x, y - 0.42, grads[name], ha="center", va="top", fontsize=9, color=backward, zorder=3)
     xs = [p[0] for p in layout.values()]
     ys = [p[1] for p in layout.values()]
     ax.set_xlim(min(xs) - 1.2, max(xs) + 1.2)
-    ax.set_ylim(min(ys) - 1.2, max(ys) + 0.8)
+    ax.set_ylim(min(ys) - 1.0, max(ys) + 0.6)
     ax.axis("off")
     if title:
         ax.set_title(title)
