@@ -6,11 +6,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test unit nbval lab lock notebooks clean help
+# MathJax 3, served from the built book (no CDN): the pinned npm package, installed into the
+# git-ignored _vendor/ and copied to _vendor/static/mathjax/ (see html_static_path in _config.yml).
+MATHJAX_VERSION := 3.2.2
+MATHJAX_STAMP   := _vendor/.mathjax-$(MATHJAX_VERSION)
+# The browser test drives Debian's Chromium; `make test` installs it with apt-get when missing.
+CHROMIUM        ?= /usr/bin/chromium
+
+.PHONY: book test unit nbval browser chromium lab lock notebooks clean help
 
 help:
 	@echo "make book       build the HTML book into _build/html"
-	@echo "make test       unit tests + nbval over every chapter notebook"
+	@echo "make test       build the book, then unit tests + nbval + the browser test of the built book"
 	@echo "make lab        open the notebooks in JupyterLab with the .venv kernel"
 	@echo "make notebooks  re-execute every chapter notebook in place (after changing src/dlbook)"
 	@echo "make lock       regenerate requirements-lock.txt from requirements.in"
@@ -22,17 +29,35 @@ $(STAMP): requirements-lock.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
-book: $(STAMP)
+$(MATHJAX_STAMP):
+	@command -v npm >/dev/null || { echo "npm (Node.js) is needed to install MathJax: apt-get install npm"; exit 1; }
+	rm -rf _vendor/npm _vendor/static/mathjax _vendor/.mathjax-*
+	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix _vendor/npm mathjax@$(MATHJAX_VERSION)
+	mkdir -p _vendor/static/mathjax
+	cd _vendor/npm/node_modules/mathjax/es5 && cp -r tex-mml-chtml.js input output ui a11y sre adaptors ../../../../static/mathjax/
+	rm -rf _vendor/npm
+	@touch $@
+
+book: $(STAMP) $(MATHJAX_STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "open _build/html/index.html"
 
-test: unit nbval
+test: book unit nbval browser
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --ignore=tests/test_book_browser.py
 
 nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval -p no:cacheprovider chapters
+
+# Headless Chromium over every page of _build/html, served on localhost with the network cut off.
+browser: book chromium
+	DLBOOK_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/test_book_browser.py
+
+chromium:
+	@test -x $(CHROMIUM) || test "$$(id -u)" != 0 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || true
+	@test -x $(CHROMIUM) || echo "Chromium is missing: install it with 'sudo apt-get install chromium' (the browser test fails without it)"
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab chapters
@@ -48,4 +73,4 @@ lock:
 	  $(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' ) > requirements-lock.txt
 
 clean:
-	rm -rf _build
+	rm -rf _build _vendor
