@@ -1,0 +1,744 @@
+"""The built book, checked in a real browser (Debian's Chromium, driven by Playwright).
+
+`make test` builds the book, then runs this module (`make browser` runs it alone). It serves
+`_build/html` on 127.0.0.1 from a thread and opens, in headless Chromium whose host resolver
+fails every name (so the browser has no network), the index, every page listed in `_toc.yml`
+(plus any other page the build wrote) and the index of terms. On every page:
+
+- no console error, no uncaught exception, no failed request, no HTTP status >= 400;
+- every formula typeset by MathJax: each `.math` element holds an `mjx-container`, no MathJax
+  error, no raw `$$`, `\\(`, `\\[` or `$...\\...$` left in the text, and MathJax's own fonts loaded
+  from the site (so the CDN is never needed);
+- every image loaded (`naturalWidth > 0`), every figure numbered and captioned;
+- every internal link points to an existing file and, if it has one, to an existing anchor;
+- chapter pages numbered by the table of contents and their titles carrying no number of their own;
+- notebook pages carrying the Binder, Colab and ".ipynb" download buttons, built from the one
+  `repository` setting of `_config.yml`;
+- a full-page screenshot saved under `_build/screenshots/`.
+
+The search page must find DLBOOK_SEARCH_TERM (default "convolution"). Static checks over every
+built HTML file: no remote script, style sheet or image; internal links and anchors resolve
+(external links are never fetched); the index of terms is linked and not empty; chapters that
+have errata or glossary entries link to those pages. The same pages also open from `file://`
+with the network off. Negative cases run the same checks on pages made to break them.
+
+Without Chromium the tests fail (not skip) and say how to install it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import os
+import re
+import threading
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = Path(os.environ.get("DLBOOK_SITE") or ROOT / "_build" / "html")
+SCREENSHOTS = SITE.parent / "screenshots"
+CHROMIUM = os.environ.get("DLBOOK_CHROMIUM") or "/usr/bin/chromium"
+SEARCH_TERM = os.environ.get("DLBOOK_SEARCH_TERM") or "convolution"
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+
+# Flags for Chromium on a closed network. Playwright adds --headless, --no-sandbox and a fresh
+# --user-data-dir itself. The host-resolver rule makes every host name but the test server's
+# address unresolvable: the browser is offline, and a request to a CDN fails (and is reported).
+CHROMIUM_ARGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+TIMEOUT_MS = 30_000
+
+# TeX that MathJax should have replaced: $$, \( \) \[ \], \begin{...}, or $...$ holding TeX.
+RAW_TEX = re.compile(r"\$\$|\\[()\[\]]|\\begin\{|\$[^$\n]{0,80}?[\\^_][^$\n]{0,80}?\$")
+# A title that repeats the number the table of contents already gives ("1.1. 1.1 Linear ...").
+OWN_NUMBER = re.compile(r"^\s*\d+(\.\d+)*\.?\s")
+FIG_NUMBER = re.compile(r"^(Fig\.|Figure) \d+(\.\d+)*")
+
+
+# ---------------------------------------------------------------------------------------------
+# Which pages: the table of contents, plus whatever else the build wrote.
+
+
+def toc_docnames(toc_file: Path = ROOT / "_toc.yml") -> list[str]:
+    """Every document of a jb-book `_toc.yml`, root first, in reading order, without suffix."""
+    data = yaml.safe_load(toc_file.read_text(encoding="utf-8"))
+    names = [data["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str):
+                names.append(node["file"])
+            if isinstance(node.get("glob"), str):
+                names.extend(
+                    str(p.relative_to(ROOT).with_suffix(""))
+                    for p in sorted(ROOT.glob(node["glob"] + ".*"))
+                    if p.suffix in (".md", ".ipynb")
+                )
+            for key, value in node.items():
+                if key not in ("file", "glob"):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk({k: v for k, v in data.items() if k != "root"})
+    return [re.sub(r"\.(md|ipynb)$", "", name) for name in names]
+
+
+def built_docnames(site: Path = SITE) -> list[str]:
+    """The documents of the last build, as its search index lists them.
+
+    Sphinx never deletes old output, so pages of earlier builds may linger in the folder; the
+    search index names exactly the documents of the current build."""
+    index = site / "searchindex.js"
+    if not index.is_file():
+        return []
+    text = index.read_text(encoding="utf-8")
+    return json.loads(text[text.index("(") + 1:text.rindex(")")])["docnames"]
+
+
+def built_pages(site: Path = SITE) -> list[str]:
+    """Every HTML page of the current build, as docnames: the documents and Sphinx's own pages."""
+    return ["index", *built_docnames(site), "genindex", "search"]
+
+
+TOC_DOCS = toc_docnames()
+# The index first; then the book in reading order; the index of terms; pages only the build knows.
+PAGES = ["index", *TOC_DOCS, "genindex"]
+PAGES += [p for p in built_pages() if p not in PAGES and p != "search"]
+
+
+def test_site_has_exactly_the_toc_pages(site):
+    assert sorted(built_docnames(site)) == sorted(TOC_DOCS), "the build is not of the current _toc.yml: run `make book`"
+
+
+def is_chapter(doc: str) -> bool:
+    """A page of a numbered chapter (chapters/NN-topic/...), not of the appendix."""
+    return re.match(r"chapters/\d+-", doc) is not None
+
+
+def is_notebook(doc: str) -> bool:
+    return (ROOT / f"{doc}.ipynb").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# Static reading of built HTML: ids, links and assets.
+
+
+class _PageParser(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+        self.assets: list[str] = []
+        self.refresh: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("id", "name") if tag == "a" else ("id",):
+            if a.get(key):
+                self.ids.add(a[key])
+        if tag == "a" and a.get("href") is not None:
+            self.links.append(a["href"])
+        if tag in ("script", "img", "iframe") and a.get("src"):
+            self.assets.append(a["src"])
+        if tag == "link" and a.get("href") and "stylesheet" in (a.get("rel") or ""):
+            self.assets.append(a["href"])
+        if tag == "meta" and (a.get("http-equiv") or "").lower() == "refresh":
+            self.refresh = (a.get("content") or "").split("url=", 1)[-1].strip()
+
+
+@functools.lru_cache(maxsize=None)
+def parse_html(path: Path) -> _PageParser:
+    parser = _PageParser()
+    parser.feed(path.read_text(encoding="utf-8", errors="replace"))
+    return parser
+
+
+def check_link(href: str, base: str, site: Path, live_ids: frozenset = frozenset()) -> str | None:
+    """Why an absolute URL `href` inside the site `base` (http://... or file:///...) is broken.
+
+    Returns None for a good link and for links outside the site (never fetched)."""
+    parts = urlsplit(href)
+    if not href.startswith(base):
+        if parts.scheme == "file":
+            return f"link leaves the site: {href}"
+        return None  # external (http, mailto, ...): not fetched, the book must work offline
+    rel = unquote(parts.path[len(urlsplit(base).path):])
+    target = site / rel
+    if rel == "" or rel.endswith("/") or target.is_dir():
+        target = target / "index.html"
+    if not target.is_file():
+        return f"broken link {href}: no file {target.relative_to(site)}"
+    fragment = unquote(parts.fragment)
+    if fragment and target.suffix == ".html":
+        if fragment not in parse_html(target).ids and fragment not in live_ids:
+            return f"broken anchor {href}: no id {fragment!r} in {target.relative_to(site)}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The server, the browser, and one page's inspection.
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                      ".woff": "font/woff", ".woff2": "font/woff2", ".js": "text/javascript"}
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def serve(directory: Path):
+    """Serve `directory` on a free port of 127.0.0.1 from a thread; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def require_chromium(path: str = CHROMIUM) -> str:
+    """The Chromium binary, or a test failure that says how to install it."""
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"Chromium not found at {path}. The browser test drives Debian's chromium package: "
+            "install it with `apt-get install chromium` (as root; `make test` and .ci/run do "
+            "this themselves when run as root), or set DLBOOK_CHROMIUM to a Chromium binary. "
+            "Do not run `playwright install`: it downloads a browser, which fails offline.",
+            pytrace=False,
+        )
+    return path
+
+
+_COLLECT_JS = r"""
+async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+  }
+  await Promise.all([...document.images].map(img => {
+    img.loading = 'eager';
+    return img.complete ? null : img.decode().catch(() => null);
+  }));
+  await document.fonts.ready;
+  const skip = 'pre, code, script, style, textarea, mjx-container, .highlight';
+  const text = [];
+  const root = document.querySelector('main') || document.body;
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    if (node.parentElement && !node.parentElement.closest(skip)) text.push(node.nodeValue);
+  }
+  const h1 = document.querySelector('article h1') || document.querySelector('h1');
+  const bare = el => {  // text without the '#' of header links
+    const copy = el.cloneNode(true);
+    copy.querySelectorAll('.headerlink').forEach(a => a.remove());
+    return copy.textContent.trim();
+  };
+  const first = (el, sel) => ((el && el.querySelector(sel)) || {}).textContent || '';
+  return {
+    title: document.title,
+    math: document.querySelectorAll('.math').length,
+    mjx: document.querySelectorAll('mjx-container').length,
+    unrendered: [...document.querySelectorAll('.math')]
+      .filter(e => !e.querySelector('mjx-container'))
+      .map(e => e.textContent.trim().slice(0, 80)),
+    mathErrors: [...document.querySelectorAll('mjx-merror, [data-mjx-error]')]
+      .map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 80)),
+    mathjaxLoaded: !!(window.MathJax && window.MathJax.startup),
+    fonts: [...document.fonts].filter(f => f.family.replace(/"/g, '').startsWith('MJX'))
+      .map(f => [f.family.replace(/"/g, ''), f.status]),
+    text: text.join(' '),
+    images: [...document.images].map(img => ({
+      src: img.currentSrc || img.src, ok: img.complete && img.naturalWidth > 0,
+    })),
+    figures: [...document.querySelectorAll('figure')].map(f => ({
+      id: f.id, number: first(f, '.caption-number').trim(), caption: first(f, 'figcaption').trim(),
+      images: f.querySelectorAll('img').length,
+    })),
+    eqnos: [...document.querySelectorAll('.eqno')].map(bare),
+    links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+    ids: [...document.querySelectorAll('[id]')].map(e => e.id),
+    h1: h1 ? {number: first(h1, '.section-number').trim(), text: bare(h1)} : null,
+  };
+}
+"""
+
+
+def inspect_page(browser, url: str, base: str, site: Path, screenshot: Path | None = None,
+                 lands_on: str | None = None) -> dict:
+    """Open `url` and return what was found: the page's facts plus a list of `problems`.
+
+    `lands_on`: the URL a redirecting page (index.html) must forward to; it is inspected."""
+    problems: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.on("console", lambda m: m.type == "error" and problems.append(
+        f"console error: {m.text} (at {m.location.get('url') or '?'})"))
+    page.on("pageerror", lambda e: problems.append(f"uncaught exception: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url} ({r.failure})"))
+    page.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status}: {r.url}"))
+    start = time.perf_counter()
+    try:
+        page.goto(url, wait_until="load")
+        if lands_on is not None:
+            page.wait_for_url(lands_on)
+            page.wait_for_load_state("load")
+        url = page.url
+        facts = page.evaluate(_COLLECT_JS)
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        context.close()
+    facts["seconds"] = round(time.perf_counter() - start, 2)
+
+    # Formulas: typeset, without errors, in MathJax's own fonts, nothing raw left over.
+    for tex in facts["unrendered"]:
+        problems.append(f"formula not typeset by MathJax: {tex!r}")
+    for err in facts["mathErrors"]:
+        problems.append(f"MathJax error: {err!r}")
+    raw = list(RAW_TEX.finditer(facts["text"]))
+    for match in raw[:5]:
+        context = facts["text"][max(match.start() - 30, 0):match.end() + 30]
+        problems.append(f"raw TeX {match.group(0)!r} left in the text: {context!r}")
+    if len(raw) > 5:
+        problems.append(f"raw TeX left in the text: {len(raw) - 5} more places")
+    if facts["math"]:
+        if not facts["mathjaxLoaded"]:
+            problems.append("page has formulas but MathJax did not load")
+        if facts["mjx"] and not any(status == "loaded" for _, status in facts["fonts"]):
+            problems.append(f"MathJax fonts not loaded: {facts['fonts']}")
+    for family, status in facts["fonts"]:
+        if status == "error":
+            problems.append(f"MathJax font {family} failed to load")
+
+    # Images and figures.
+    for img in facts["images"]:
+        if not img["ok"]:
+            problems.append(f"image not loaded: {img['src']}")
+    for fig in facts["figures"]:
+        name = fig["id"] or fig["caption"][:40]
+        if not FIG_NUMBER.match(fig["number"]):
+            problems.append(f"figure {name!r} has no number (caption {fig['caption'][:60]!r})")
+        if len(fig["caption"]) <= len(fig["number"]) + 1:
+            problems.append(f"figure {name!r} has no caption")
+        if not fig["images"]:
+            problems.append(f"figure {name!r} holds no image")
+    for eqno in facts["eqnos"]:
+        if not re.fullmatch(r"\(\d+(\.\d+)*\)", eqno):
+            problems.append(f"badly numbered equation {eqno!r}")
+
+    # Internal links and anchors (external links are not fetched).
+    live_ids = frozenset(facts["ids"])
+    for href in dict.fromkeys(facts["links"]):
+        here = urlsplit(href)._replace(fragment="").geturl() == urlsplit(url)._replace(fragment="").geturl()
+        why = check_link(href, base, site, live_ids if here else frozenset())
+        if why:
+            problems.append(why)
+
+    # Titles numbered by the table of contents only.
+    h1 = facts["h1"]
+    if h1 and h1["number"] and OWN_NUMBER.match(h1["text"][len(h1["number"]):]):
+        problems.append(
+            f"title {h1['text']!r} shows its number twice: _toc.yml numbers chapters and sections, "
+            "and tools/book_ext.py strips a title's own number only on pages in chapters/NN-*/"
+        )
+    facts["problems"] = problems
+    return facts
+
+
+def report(problems: list[str]) -> str:
+    return "\n  " + "\n  ".join(problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures.
+
+
+@pytest.fixture(scope="module")
+def site() -> Path:
+    missing = [d for d in ("index", *TOC_DOCS) if not (SITE / f"{d}.html").is_file()]
+    if missing:
+        pytest.fail(f"not built: {missing} in {SITE}; run `make book` first", pytrace=False)
+    return SITE
+
+
+@pytest.fixture(scope="module")
+def base_url(site):
+    with serve(site) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+_SUMMARY: dict[str, dict] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_summary():
+    """After the module: _build/screenshots/summary.json, one line of facts per page."""
+    yield
+    if _SUMMARY:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / "summary.json").write_text(json.dumps(_SUMMARY, indent=1) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# The book in the browser.
+
+
+@pytest.mark.parametrize("doc", PAGES)
+def test_page_in_browser(doc, site, base_url, browser):
+    target = site / f"{doc}.html"
+    assert target.is_file(), f"{doc}.html was not built"
+    refresh = parse_html(target).refresh
+    if refresh is not None:  # index.html forwards to the first page
+        landing = urljoin(base_url + f"{doc}.html", refresh)
+        assert check_link(landing, base_url, site) is None
+        facts = inspect_page(browser, base_url + f"{doc}.html", base_url, site, lands_on=landing)
+        assert facts["title"], "the redirect led to an empty page"
+        assert not facts["problems"], f"{doc} -> {landing}:" + report(facts["problems"])
+        return
+    facts = inspect_page(browser, base_url + f"{doc}.html", base_url, site,
+                         screenshot=SCREENSHOTS / f"{doc}.png")
+    problems = facts["problems"]
+    if is_chapter(doc) and not (facts["h1"] and facts["h1"]["number"]):
+        problems.append("chapter page without a section number: give its part `numbered: 2` in _toc.yml")
+    if is_notebook(doc):
+        problems.extend(launch_button_problems(doc, facts["links"], base_url))
+    _SUMMARY[doc] = {k: facts[k] for k in ("math", "mjx", "seconds")} | {
+        "images": len(facts["images"]), "figures": [f["number"] for f in facts["figures"]],
+        "equations": facts["eqnos"], "problems": len(problems)}
+    assert not problems, f"{doc}:" + report(problems)
+
+
+def launch_button_problems(doc: str, links: list[str], base_url: str) -> list[str]:
+    """Binder, Colab and download buttons of a notebook page, from the `repository` setting."""
+    repo = CONFIG["repository"]
+    owner_name = urlsplit(repo["url"]).path.strip("/")
+    branch = repo.get("branch", "main")
+    path = "/".join(p for p in (repo.get("path_to_book", "").strip("/"), f"{doc}.ipynb") if p)
+    buttons = CONFIG.get("launch_buttons", {})
+    expected = {
+        "Binder": f"{buttons.get('binderhub_url', '').rstrip('/')}/v2/gh/{owner_name}/{branch}?urlpath=tree/{path}",
+        "Colab": f"{buttons.get('colab_url', '').rstrip('/')}/github/{owner_name}/blob/{branch}/{path}",
+        "download .ipynb": f"{base_url}_sources/{doc}.ipynb",
+    }
+    return [f"no {name} button (expected a link to {href})"
+            for name, href in expected.items() if href not in links]
+
+
+def test_search_finds_term(base_url, browser):
+    found = search(browser, base_url, SEARCH_TERM)
+    assert found, f"the search page found no page for {SEARCH_TERM!r}"
+    _SUMMARY[f"search:{SEARCH_TERM}"] = {"results": found}
+
+
+def test_search_reports_no_match_for_nonsense(base_url, browser):
+    """Negative case: the search assertion above can fail."""
+    assert search(browser, base_url, "qqxzv-no-such-word") == []
+
+
+def search(browser, base_url: str, term: str) -> list[str]:
+    """The pages (hrefs relative to the site) that the book's search page lists for `term`."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("requestfailed", lambda r: errors.append(f"failed request {r.url}"))
+    try:
+        page.goto(f"{base_url}search.html?q={quote(term)}", wait_until="load")
+        page.wait_for_function(
+            "() => { const s = document.querySelector('#search-results .search-summary');"
+            " return s && s.textContent.trim().length > 0 }"
+        )
+        page.wait_for_timeout(200)  # results are appended one by one, 5 ms apart
+        hrefs = page.eval_on_selector_all("#search-results ul.search li > a", "els => els.map(a => a.href)")
+    finally:
+        context.close()
+    assert not errors, report(errors)
+    return sorted({h[len(base_url):].split("#")[0].split("?")[0] for h in hrefs})
+
+
+@pytest.mark.parametrize("doc", [d for d in TOC_DOCS if is_chapter(d)])
+def test_chapter_page_offline_from_file(doc, site, browser):
+    """A page opened straight from _build/html (file://), network off: formulas and figures render."""
+    url = (site / f"{doc}.html").resolve().as_uri()
+    facts = inspect_page(browser, url, site.resolve().as_uri() + "/", site)
+    problems = [p for p in facts["problems"]
+                if p.startswith(("formula", "MathJax", "raw TeX", "image", "figure", "failed request", "page has"))]
+    assert not problems, f"{doc} from file://:" + report(problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Static checks of every built HTML page.
+
+
+def _all_html(site: Path) -> list[Path]:
+    return [site / f"{d}.html" for d in built_pages(site) if (site / f"{d}.html").is_file()]
+
+
+def test_no_remote_assets(site):
+    """No page loads a script, style sheet or image from another host (no CDN, works offline)."""
+    remote = [f"{p.relative_to(site)}: {src}" for p in _all_html(site)
+              for src in parse_html(p).assets if urlsplit(src).scheme or src.startswith("//")]
+    assert not remote, report(remote)
+
+
+def test_internal_links_and_anchors_resolve(site):
+    """Every internal href of every built page, including genindex and search, resolves."""
+    base = site.resolve().as_uri() + "/"
+    broken = []
+    for page in _all_html(site):
+        page_url = page.resolve().as_uri()
+        for href in parse_html(page).links:
+            if href.startswith(("mailto:", "javascript:", "data:")):
+                continue
+            why = check_link(urljoin(page_url, href), base, site)
+            if why:
+                broken.append(f"{page.relative_to(site)}: {why}")
+    assert not broken, report(broken)
+
+
+def test_index_of_terms_is_linked_and_not_empty(site):
+    linked_from = [d for d in TOC_DOCS if any(
+        urlsplit(urljoin(f"https://x/{d}.html", href)).path == "/genindex.html"
+        for href in parse_html(site / f"{d}.html").links if not href.startswith("#"))]
+    assert linked_from, "no page of the book links the index of terms (genindex)"
+    entries = re.findall(r'href="[^"]+#index-\d+"', (site / "genindex.html").read_text(encoding="utf-8"))
+    assert len(entries) >= 5, "the index of terms is (nearly) empty: add {index} entries"
+
+
+def _sections_with_entries(md_file: Path) -> set[int]:
+    """Chapter numbers whose `## Chapter N: ...` section of an appendix page has any entry."""
+    found, chapter, table_rows = set(), None, 0
+    for line in md_file.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"##\s+Chapter\s+(\d+)\b", line)
+        if heading:
+            chapter, table_rows = int(heading.group(1)), 0
+        elif line.startswith("## "):
+            chapter = None
+        elif chapter is not None and line.strip():
+            if line.lstrip().startswith("|"):
+                table_rows += 1
+                if table_rows > 2:  # beyond the header row and the |---| row
+                    found.add(chapter)
+            else:
+                found.add(chapter)
+    return found
+
+
+@pytest.mark.parametrize("appendix", ["errata", "glossary"])
+def test_chapters_with_entries_link_the_appendix_page(appendix, site):
+    """A chapter that has errata (glossary) entries links to the errata (glossary) page."""
+    chapters = {}
+    for doc in TOC_DOCS:
+        m = re.match(r"chapters/(\d+)-", doc)
+        if m:
+            chapters.setdefault(int(m.group(1)), []).append(doc)
+    target = f"/chapters/appendix/{appendix}.html"
+    missing = []
+    for number in sorted(_sections_with_entries(ROOT / "chapters" / "appendix" / f"{appendix}.md")):
+        docs = chapters.get(number, [])
+        links = [urlsplit(urljoin(f"https://x/{d}.html", h)).path
+                 for d in docs for h in parse_html(site / f"{d}.html").links]
+        if docs and target not in links:
+            missing.append(f"chapter {number} has {appendix} entries but none of {docs} links {appendix}.md")
+    assert not missing, report(missing)
+
+
+def test_every_chapter_has_a_formula(site):
+    """Each chapter shows at least one formula (which the browser test checks is typeset)."""
+    chapters = {}
+    for doc in TOC_DOCS:
+        m = re.match(r"(chapters/\d+-[^/]+)/", doc)
+        if m:
+            html = (site / f"{doc}.html").read_text(encoding="utf-8")
+            chapters[m.group(1)] = chapters.get(m.group(1), False) or 'class="math' in html
+    assert chapters, "no chapter in _toc.yml"
+    assert all(chapters.values()), [c for c, has in chapters.items() if not has]
+
+
+def test_mathjax_is_served_from_the_site(site):
+    """MathJax and its CHTML fonts come from the package `make book` installs, not from a CDN."""
+    assert CONFIG["sphinx"]["config"]["mathjax_path"] == "mathjax/tex-mml-chtml.js"
+    mathjax = site / "_static" / "mathjax"
+    assert (mathjax / "tex-mml-chtml.js").is_file()
+    fonts = list((mathjax / "output" / "chtml" / "fonts" / "woff-v2").glob("MathJax_*.woff"))
+    assert len(fonts) >= 20, fonts
+    version = re.search(r"^MATHJAX_VERSION\s*:=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert f'"{version}"' in (mathjax / "tex-mml-chtml.js").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# The bibliography.
+
+REQUIRED_PAPERS = {
+    "LeCun et al. 1998 (LeNet-5)": "gradient-based learning applied to document recognition",
+    "Krizhevsky et al. 2012 (AlexNet)": "imagenet classification with deep convolutional neural networks",
+    "Simonyan & Zisserman 2014 (VGG)": "very deep convolutional networks for large-scale image recognition",
+    "Lin et al. 2013 (NIN)": "network in network",
+    "Szegedy et al. 2015 (GoogLeNet)": "going deeper with convolutions",
+    "He et al. 2016 (ResNet)": "deep residual learning for image recognition",
+    "Hochreiter & Schmidhuber 1997 (LSTM)": "long short-term memory",
+    "Rumelhart et al. 1986 (backpropagation)": "learning representations by back-propagating errors",
+}
+
+
+def _bib_entries() -> list[tuple[str, str]]:
+    text = (ROOT / "references.bib").read_text(encoding="utf-8")
+    entries = []
+    for m in re.finditer(r"@\w+\s*\{\s*([^,\s]+)\s*,(.*?)\n\}", text, flags=re.S):
+        title = re.search(r"\btitle\s*=\s*[{\"](.*?)[}\"]\s*,?\s*\n", m.group(2), flags=re.S)
+        norm = re.sub(r"[^a-z0-9 -]", "", re.sub(r"\s+", " ", title.group(1).lower())) if title else ""
+        entries.append((m.group(1), norm.strip()))
+    return entries
+
+
+def test_bibliography_has_no_duplicates():
+    entries = _bib_entries()
+    keys = [k.lower() for k, _ in entries]
+    assert len(entries) == len(re.findall(r"^\s*@\w+\s*\{", (ROOT / "references.bib").read_text(), re.M))
+    assert sorted({k for k in keys if keys.count(k) > 1}) == [], "duplicate bibtex keys"
+    titles = [t for _, t in entries if t]
+    assert sorted({t for t in titles if titles.count(t) > 1}) == [], "one paper under two keys"
+
+
+def test_bibliography_has_the_papers_the_chapters_name():
+    titles = [t for _, t in _bib_entries()]
+    missing = [name for name, title in REQUIRED_PAPERS.items() if title not in titles]
+    assert not missing, f"references.bib lacks {missing}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Negative cases: the checks above do fail on broken pages.
+
+_BAD_PAGE = r"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>broken on purpose</title>
+<script src="https://cdn.example.com/mathjax/tex-chtml.js"></script>
+<script>console.error("boom");</script>
+</head><body><main>
+<h1><span class="section-number">2.1. </span>2.1 A title with its own number</h1>
+<p>Display math that was never typeset: $$ y = x^2 $$ and inline \( z \).</p>
+<p><span class="math notranslate nohighlight">\(a + b\)</span></p>
+<figure id="fig-broken"><img src="missing.png" alt=""><figcaption><p>No number here.</p></figcaption></figure>
+<a href="nowhere.html">a missing page</a> <a href="good.html#no-such-anchor">a missing anchor</a>
+<a href="#also-missing">a missing anchor on this page</a>
+</main></body></html>
+"""
+
+_GOOD_PAGE = r"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>fine</title></head><body><main>
+<h1 id="top">A page with nothing wrong</h1>
+<figure id="fig-ok"><img src="pixel.png" alt="">
+<figcaption><p><span class="caption-number">Fig. 1.1 </span>A one-pixel image.</p></figcaption></figure>
+<a href="bad.html">a page</a> <a href="#top">this page</a> <a href="https://example.com/">not fetched</a>
+</main></body></html>
+"""
+
+# A valid 1x1 PNG.
+_PIXEL = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+@pytest.fixture(scope="module")
+def broken_site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("broken-site")
+    (root / "bad.html").write_text(_BAD_PAGE, encoding="utf-8")
+    (root / "good.html").write_text(_GOOD_PAGE, encoding="utf-8")
+    (root / "pixel.png").write_bytes(_PIXEL)
+    with serve(root) as url:
+        yield root, url
+
+
+def test_checks_flag_a_broken_page(broken_site, browser):
+    root, url = broken_site
+    facts = inspect_page(browser, url + "bad.html", url, root, screenshot=root / "bad.png")
+    found = "\n".join(facts["problems"])
+    for expected in [
+        "console error: boom",
+        "failed request: https://cdn.example.com/mathjax/tex-chtml.js",  # offline: no CDN
+        "formula not typeset by MathJax: '\\\\(a + b\\\\)'",
+        "raw TeX '$$' left in the text: ' math that was never typeset: $$ y = x^2 $$",
+        "raw TeX '\\\\(' left in the text",
+        "page has formulas but MathJax did not load",
+        "image not loaded: " + url + "missing.png",
+        "HTTP 404: " + url + "missing.png",
+        "figure 'fig-broken' has no number",
+        "broken link " + url + "nowhere.html",
+        "broken anchor " + url + "good.html#no-such-anchor",
+        "broken anchor " + url + "bad.html#also-missing",
+        "shows its number twice",
+    ]:
+        assert expected in found, f"{expected!r} not flagged; found:{report(facts['problems'])}"
+    assert (root / "bad.png").stat().st_size > 0
+
+
+def test_checks_pass_a_good_page(broken_site, browser):
+    """The checks do not flag a page that has nothing wrong."""
+    root, url = broken_site
+    facts = inspect_page(browser, url + "good.html", url, root)
+    assert facts["problems"] == []
+    assert facts["images"] == [{"src": url + "pixel.png", "ok": True}]
+
+
+def test_static_checks_flag_a_broken_page(broken_site):
+    root, _ = broken_site
+    page = root / "bad.html"
+    assert parse_html(page).assets[0] == "https://cdn.example.com/mathjax/tex-chtml.js"
+    base = root.resolve().as_uri() + "/"
+    whys = [check_link(urljoin(page.resolve().as_uri(), h), base, root) for h in parse_html(page).links]
+    assert whys[0].startswith("broken link") and whys[1].startswith("broken anchor")
+    assert whys[2].startswith("broken anchor")
+    assert check_link(base + "good.html#top", base, root) is None
+    assert check_link("https://example.com/never-fetched", base, root) is None
+
+
+def test_missing_chromium_fails_with_install_hint():
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install chromium"):
+        require_chromium("/nonexistent/chromium")
+
+
+def test_appendix_entry_detection(tmp_path):
+    md = tmp_path / "glossary.md"
+    md.write_text("# G\n\n## Chapter 1: A\n\n| a | b |\n|---|---|\n\n## Chapter 2: B\n\n"
+                  "| a | b |\n|---|---|\n| 卷积 | convolution |\n\n## Chapter 3: C\n\n- an erratum\n",
+                  encoding="utf-8")
+    assert _sections_with_entries(md) == {2, 3}
