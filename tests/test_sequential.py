@@ -121,3 +121,21 @@ def test_bad_input(rng):
     with pytest.raises(RuntimeError, match="before forward"):
         Sequential(Linear(2, 2, rng=rng)).backward(np.ones((1, 2)))
     assert isinstance(model, Module)
+
+
+def test_mlp_builder(rng):
+    from dlbook.sequential import mlp
+
+    model = mlp([4, 6, 5, 2], ReLU, rng=np.random.default_rng(3))
+    assert [type(layer).__name__ for layer in model] == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert [(layer.in_features, layer.out_features) for layer in model if isinstance(layer, Linear)] == \
+        [(4, 6), (6, 5), (5, 2)]
+    # Same draws as building the layers by hand from the same seed.
+    same = np.random.default_rng(3)
+    first = Linear(4, 6, rng=same)
+    np.testing.assert_array_equal(model[0].params["w"], first.params["w"])
+    assert model[1] is not mlp([4, 6, 5, 2], ReLU, rng=rng)[1]
+    with pytest.raises(ValueError, match="sizes: expected at least an input and an output width"):
+        mlp([4], ReLU, rng=rng)
+    with pytest.raises(ValueError, match="activation: expected a callable returning a Module"):
+        mlp([4, 3, 2], lambda: "relu", rng=rng)

@@ -8,13 +8,14 @@ before it, while the layer fills its own ``grads`` with ``dL/dw^i`` on the way.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from dlbook.linear import Linear
 from dlbook.module import Module
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "mlp"]
 
 
 class Sequential(Module):
@@ -87,3 +88,28 @@ class Sequential(Module):
             return "Sequential()"
         lines = [f"  ({i}): " + repr(layer).replace("\n", "\n  ") for i, layer in enumerate(self.layers)]
         return "Sequential(\n" + "\n".join(lines) + "\n)"
+
+
+def mlp(sizes: Sequence[int], activation: Callable[[], Module], *, rng: np.random.Generator) -> Sequential:
+    """A multilayer perceptron: ``Linear`` layers of the given sizes with ``activation()`` between them.
+
+    ``mlp([64, 128, 10], ReLU, rng=rng)`` is ``Sequential(Linear(64, 128), ReLU(), Linear(128, 10))``;
+    there is no activation after the last layer (it produces logits). The weights are drawn
+    in order from ``rng`` with ``Linear``'s torch-like initialisation.
+
+    Args:
+        sizes: (L + 1) layer widths, input first; at least two.
+        activation: a zero-argument callable returning a fresh layer, e.g. the class ``ReLU``.
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes: expected at least an input and an output width, got {sizes}")
+    layers: list[Module] = []
+    for k, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Linear(d_in, d_out, rng=rng))
+        if k < len(sizes) - 2:
+            layer = activation()
+            if not isinstance(layer, Module):
+                raise ValueError(f"activation: expected a callable returning a Module, got {type(layer).__name__}")
+            layers.append(layer)
+    return Sequential(*layers)
