@@ -33,6 +33,8 @@ import http.server
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from html.parser import HTMLParser
@@ -729,6 +731,35 @@ def test_static_checks_flag_a_broken_page(broken_site):
     assert whys[2].startswith("broken anchor")
     assert check_link(base + "good.html#top", base, root) is None
     assert check_link("https://example.com/never-fetched", base, root) is None
+
+
+def _tiny_book(root: Path, section_title: str) -> subprocess.CompletedProcess:
+    """Build a two-page numbered book with this repository's Sphinx extension; return the run."""
+    (root / "chapters" / "01-one").mkdir(parents=True)
+    (root / "_config.yml").write_text(
+        "title: tiny\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: 'off'\n"
+        f"sphinx:\n  local_extensions:\n    book_ext: {ROOT / 'tools'}\n", encoding="utf-8")
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nparts:\n  - caption: Part\n    numbered: 2\n    chapters:\n"
+        "      - file: chapters/01-one/index\n        sections:\n          - file: chapters/01-one/01-a\n",
+        encoding="utf-8")
+    (root / "intro.md").write_text("# Tiny\n\nA book.\n", encoding="utf-8")
+    (root / "chapters" / "01-one" / "index.md").write_text("# 1. One\n\nA chapter.\n", encoding="utf-8")
+    (root / "chapters" / "01-one" / "01-a.md").write_text(f"# {section_title}\n\nA section.\n", encoding="utf-8")
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    return subprocess.run([str(jupyter_book), "build", str(root), "--warningiserror", "--keep-going"],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_title_number_that_disagrees_with_the_toc_fails_the_build(tmp_path):
+    """tools/book_ext.py: a title's own number must be the one _toc.yml gives the page."""
+    run = _tiny_book(tmp_path / "wrong", "1.3 A section")
+    assert run.returncode != 0
+    assert "the title is numbered 1.3 but _toc.yml makes this page 1.1" in run.stdout + run.stderr
+    run = _tiny_book(tmp_path / "right", "1.1 A section")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    html = (tmp_path / "right" / "_build" / "html" / "chapters" / "01-one" / "01-a.html").read_text(encoding="utf-8")
+    assert '<span class="section-number">1.1. </span>A section' in html
 
 
 def test_missing_chromium_fails_with_install_hint():
