@@ -1,0 +1,476 @@
+"""2-D convolution (cross-correlation, as in PyTorch): naive loops, im2col + one matrix multiply, backward.
+
+Layout is PyTorch's: input ``x`` (N, C, H, W), weights ``w`` (F, C, KH, KW), bias ``b`` (F,),
+output (N, F, OH, OW). With the input zero-padded by ``(ph, pw)`` to ``xp`` and strides ``(sh, sw)``,
+
+    out[n, f, r, s] = b[f] + sum_{c, i, j} w[f, c, i, j] * xp[n, c, r*sh + i, s*sw + j],
+    OH = (H + 2*ph - KH) // sh + 1,   OW = (W + 2*pw - KW) // sw + 1.
+
+The kernel is *not* flipped (that would be a convolution in the signal-processing sense); deep
+learning libraries call this cross-correlation "convolution", and so do we.
+
+Three implementations of the same map, tested against each other and against
+``torch.nn.functional.conv2d`` in float64:
+
+* ``conv2d_forward_naive`` / ``conv2d_backward_naive``: explicit loops over output positions that
+  mirror the equations (what the chapter prints; slow).
+* ``im2col`` / ``col2im``: the building blocks of the fast path. ``im2col`` copies every receptive
+  field into one column of a matrix, so the whole convolution becomes a single matrix product
+  ``w.reshape(F, C*KH*KW) @ cols``; ``col2im`` is its adjoint (it adds columns back into an image).
+* ``conv2d_forward`` / ``conv2d_backward``: the fast path used by models. Forward and the two
+  gradients are three matrix products around im2col/col2im; the column matrix is built once in the
+  forward pass and reused by the backward pass.
+
+The fast path's one departure from the textbook im2col (an implementation detail, invisible in the
+results): at stride 1 it builds "wide rows", computing each output row ``Wp = W + 2*pw`` positions
+wide instead of ``OW`` and discarding the ``KW - 1`` extra positions. Then the block of the column
+matrix for kernel offset (i, j) is, per image and channel, one *contiguous* slice of the flattened
+padded image, ``xp_flat[n, c, i*Wp + j : i*Wp + j + OH*Wp]``, and building the matrix (and
+adding it back in the backward pass) is a few long memory copies instead of many short ones. The
+extra columns cost ``Wp / OW - 1`` more arithmetic (6 % for a 32x32 image and a 3x3 kernel with
+padding 1) and save far more in copying.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from dlbook._validate import as_array, check_ndim, check_shape, pair
+from dlbook.module import Module
+
+__all__ = [
+    "conv_output_size", "im2col", "col2im",
+    "conv2d_forward_naive", "conv2d_backward_naive",
+    "conv2d_forward", "conv2d_backward", "ConvCache", "Conv2d",
+]
+
+# The backward pass turns the upstream gradient into columns (C*KH*KW rows) a group of images at a
+# time, so that this temporary stays in the processor's cache instead of being as large as the
+# column matrix itself. Groups hold at most this many bytes (at least one image).
+_DCOLS_CHUNK_BYTES = 8 * 2**20
+
+
+# --- sizes and argument checks ------------------------------------------------------------------
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
+    """Output length of a convolution (or pooling) along one axis, ``(size - kernel_size + 2*padding) // stride + 1``.
+
+    With input width W, filter width F, padding P and stride S this is the familiar
+    (W - F + 2P) // S + 1. Integer division: when the stride does not divide W - F + 2P, the
+    last positions of the input that a full window cannot reach are dropped (as torch does).
+
+    Args:
+        size: input length (>= 1).
+        kernel_size: window length (>= 1, at most ``size + 2*padding``).
+        stride: step between windows (>= 1).
+        padding: zeros added at each end (>= 0).
+    Returns:
+        The number of window positions, an int >= 1.
+    Raises:
+        ValueError: for non-integer or out-of-range arguments, or a kernel longer than the padded input.
+    """
+    size = _check_int(size, "size", 1)
+    kernel_size = _check_int(kernel_size, "kernel_size", 1)
+    stride = _check_int(stride, "stride", 1)
+    padding = _check_int(padding, "padding", 0)
+    if kernel_size > size + 2 * padding:
+        raise ValueError(f"kernel_size: expected at most the padded size {size} + 2*{padding} = "
+                         f"{size + 2 * padding}, got {kernel_size}")
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+def _stride_padding(stride, padding) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Validate ``stride`` (ints >= 1) and ``padding`` (ints >= 0), each an int or a pair."""
+    sh, sw = pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"stride: expected positive ints, got {stride!r}")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"padding: expected non-negative ints, got {padding!r}")
+    return (sh, sw), (ph, pw)
+
+
+class _Geometry(NamedTuple):
+    """Every size a convolution needs, computed once by :func:`_geometry`."""
+
+    N: int
+    C: int
+    H: int
+    W: int
+    F: int
+    KH: int
+    KW: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    OH: int
+    OW: int
+
+    @property
+    def Hp(self) -> int:
+        return self.H + 2 * self.ph
+
+    @property
+    def Wp(self) -> int:
+        return self.W + 2 * self.pw
+
+    @property
+    def wide(self) -> bool:
+        """Stride 1: output rows are computed ``Wp`` wide (see the module docstring)."""
+        return self.sh == 1 and self.sw == 1
+
+    @property
+    def Q(self) -> int:
+        """Columns per output row in the fast path's column matrix."""
+        return self.Wp if self.wide else self.OW
+
+
+def _geometry(x_shape, kernel_shape, n_filters: int, stride, padding, kernel_name: str) -> _Geometry:
+    """Check the input shape against the kernel, stride and padding; return all sizes.
+
+    ``kernel_name`` is the argument that carries the kernel size, named in the error messages.
+    """
+    (sh, sw), (ph, pw) = _stride_padding(stride, padding)
+    N, C, H, W = x_shape
+    KH, KW = kernel_shape
+    if min(x_shape) < 1:
+        raise ValueError(f"x: expected a non-empty (N, C, H, W) array, got shape {tuple(x_shape)}")
+    if min(kernel_shape) < 1 or n_filters < 1:
+        raise ValueError(f"{kernel_name}: expected a non-empty kernel, got {n_filters} filter(s) of "
+                         f"size {tuple(kernel_shape)}")
+    if KH > H + 2 * ph or KW > W + 2 * pw:
+        raise ValueError(f"{kernel_name}: expected a kernel (KH, KW) at most the padded input (H + 2*ph, W + 2*pw) = "
+                         f"({H + 2 * ph}, {W + 2 * pw}) (x {tuple(x_shape)}, padding ({ph}, {pw})), "
+                         f"got ({KH}, {KW})")
+    OH = (H + 2 * ph - KH) // sh + 1
+    OW = (W + 2 * pw - KW) // sw + 1
+    return _Geometry(N, C, H, W, n_filters, KH, KW, sh, sw, ph, pw, OH, OW)
+
+
+def _conv_args(x, w, b, stride, padding):
+    """Validate the arguments of a convolution; return ``x, w, b`` in one float dtype and the geometry."""
+    x = as_array(x, "x")
+    w = as_array(w, "w")
+    check_ndim(x, 4, "x", "(N, C, H, W)")
+    check_ndim(w, 4, "w", "(F, C, KH, KW)")
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"w: expected (F, C, KH, KW) with C = {x.shape[1]} input channels "
+                         f"(x has shape {x.shape}), got shape {w.shape}")
+    dtype = np.result_type(x, w)
+    if b is not None:
+        b = as_array(b, "b")
+        check_shape(b, (w.shape[0],), "b")
+        dtype = np.result_type(dtype, b)
+        b = b.astype(dtype, copy=False)
+    g = _geometry(x.shape, w.shape[2:], w.shape[0], stride, padding, "w")
+    return x.astype(dtype, copy=False), w.astype(dtype, copy=False), b, g
+
+
+def _pad(x: np.ndarray, g: _Geometry, spare_row: bool = False) -> np.ndarray:
+    """Zero-pad ``x`` (N, C, H, W) to (N, C, Hp [+ 1], Wp); the spare row absorbs wide-row overrun."""
+    xp = np.zeros((g.N, g.C, g.Hp + int(spare_row), g.Wp), dtype=x.dtype)
+    xp[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W] = x
+    return xp
+
+
+# --- im2col / col2im --------------------------------------------------------------------------
+
+def _window(xp: np.ndarray, i: int, j: int, g: _Geometry, wide: bool) -> np.ndarray:
+    """Entry (i, j) of every receptive field: a view of ``xp`` (N, C, Hp[+1], Wp).
+
+    Element [n, c, r, s] of the view is ``xp[n, c, r*sh + i, s*sw + j]``. Shape (N, C, OH, OW),
+    or (N, C, OH*Wp) for wide rows (stride 1), where it is one contiguous slice per image and channel.
+    """
+    if wide:
+        flat = xp.reshape(xp.shape[0], xp.shape[1], -1)  # (N, C, (Hp+1)*Wp), a view
+        start = i * g.Wp + j
+        return flat[:, :, start:start + g.OH * g.Wp]  # (N, C, OH*Wp)
+    return xp[:, :, i:i + g.sh * (g.OH - 1) + 1:g.sh, j:j + g.sw * (g.OW - 1) + 1:g.sw]  # (N, C, OH, OW)
+
+
+def _fill_columns(xp: np.ndarray, g: _Geometry, wide: bool) -> np.ndarray:
+    """The column matrix (C*KH*KW, N*OH*Q): one strided copy per kernel offset (i, j)."""
+    rows = (g.OH * g.Wp,) if wide else (g.OH, g.OW)
+    cols = np.empty((g.C, g.KH, g.KW, g.N) + rows, dtype=xp.dtype)
+    for i in range(g.KH):
+        for j in range(g.KW):
+            cols[:, i, j] = _window(xp, i, j, g, wide).swapaxes(0, 1)  # (C, N, ...) <- (N, C, ...)
+    return cols.reshape(g.C * g.KH * g.KW, -1)
+
+
+def _add_columns(dcols: np.ndarray, dxp: np.ndarray, g: _Geometry, wide: bool) -> None:
+    """Adjoint of :func:`_fill_columns`: add every column back onto its receptive field in ``dxp``."""
+    rows = (g.OH * g.Wp,) if wide else (g.OH, g.OW)
+    blocks = dcols.reshape((g.C, g.KH, g.KW, dxp.shape[0]) + rows)
+    for i in range(g.KH):
+        for j in range(g.KW):
+            target = _window(dxp, i, j, g, wide)  # a view: += writes into dxp
+            target += blocks[:, i, j].swapaxes(0, 1)
+
+
+def im2col(x: np.ndarray, kernel_size, stride=1, padding=0) -> np.ndarray:
+    """Unfold every receptive field of ``x`` into a column: convolution becomes one matrix product.
+
+    cols[(c*KH + i)*KW + j, (n*OH + r)*OW + s] = xp[n, c, r*sh + i, s*sw + j],
+
+    where ``xp`` is ``x`` zero-padded by ``padding``. Then for weights ``w`` (F, C, KH, KW),
+    ``w.reshape(F, -1) @ cols`` is the convolution, as an (F, N*OH*OW) matrix.
+
+    Memory: the matrix has C*KH*KW rows and N*OH*OW columns, i.e. about KH*KW / (sh*sw) times as
+    many numbers as the input (9x for a 3x3 kernel at stride 1; 75 MB in float32 for a batch of 32
+    images of 64 channels at 32x32). That copying, not the arithmetic, is the price of the method.
+
+    Args:
+        x: (N, C, H, W) input.
+        kernel_size: KH = KW, or a pair (KH, KW).
+        stride, padding: an int or a pair (vertical, horizontal), as in torch.
+    Returns:
+        (C*KH*KW, N*OH*OW) array in the dtype of ``x``. Matches ``torch.nn.functional.unfold``
+        up to the order of axes (torch returns (N, C*KH*KW, OH*OW)).
+    """
+    x = as_array(x, "x")
+    check_ndim(x, 4, "x", "(N, C, H, W)")
+    kh, kw = pair(kernel_size, "kernel_size")
+    g = _geometry(x.shape, (kh, kw), 1, stride, padding, "kernel_size")
+    return _fill_columns(_pad(x, g), g, wide=False)
+
+
+def col2im(cols: np.ndarray, x_shape, kernel_size, stride=1, padding=0) -> np.ndarray:
+    """Fold columns back into an image, *adding* where receptive fields overlap (the adjoint of im2col).
+
+    dx[n, c, r*sh + i - ph, s*sw + j - pw] += cols[(c*KH + i)*KW + j, (n*OH + r)*OW + s]
+
+    for every column entry whose position falls inside the unpadded image (entries on the padding
+    are dropped). This is exactly the backward pass of :func:`im2col`: if ``cols = im2col(x)``
+    then ``sum(cols * G) == sum(x * col2im(G))`` for any G.
+
+    Args:
+        cols: (C*KH*KW, N*OH*OW) array, laid out as :func:`im2col` returns it.
+        x_shape: (N, C, H, W), the shape of the image the columns came from.
+        kernel_size, stride, padding: as given to :func:`im2col`.
+    Returns:
+        (N, C, H, W) array. Matches ``torch.nn.functional.fold`` up to the order of axes.
+    """
+    cols = as_array(cols, "cols")
+    if len(tuple(x_shape)) != 4:
+        raise ValueError(f"x_shape: expected (N, C, H, W), got {tuple(x_shape)!r}")
+    kh, kw = pair(kernel_size, "kernel_size")
+    g = _geometry(tuple(int(s) for s in x_shape), (kh, kw), 1, stride, padding, "kernel_size")
+    check_shape(cols, (g.C * kh * kw, g.N * g.OH * g.OW), "cols")
+    dxp = np.zeros((g.N, g.C, g.Hp, g.Wp), dtype=cols.dtype)
+    _add_columns(cols, dxp, g, wide=False)
+    return dxp[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W].copy()
+
+
+# --- naive: the equations as loops ------------------------------------------------------------
+
+def conv2d_forward_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, padding=0):
+    """Convolution (cross-correlation) by explicit loops over the output, straight from the equation.
+
+    out[n, f, r, s] = b[f] + sum_{c, i, j} w[f, c, i, j] * xp[n, c, r*sh + i, s*sw + j]
+
+    Args:
+        x: (N, C, H, W) input; w: (F, C, KH, KW) filters; b: (F,) bias or None.
+        stride, padding: an int or a pair (vertical, horizontal).
+    Returns:
+        ``(out, cache)``: out (N, F, OH, OW), and the cache for :func:`conv2d_backward_naive`.
+        Matches ``torch.nn.functional.conv2d(x, w, b, stride, padding)``; slow, for teaching and tests.
+    """
+    x, w, b, g = _conv_args(x, w, b, stride, padding)
+    xp = _pad(x, g)  # (N, C, Hp, Wp)
+    out = np.zeros((g.N, g.F, g.OH, g.OW), dtype=x.dtype)
+    for n in range(g.N):
+        for f in range(g.F):
+            for r in range(g.OH):
+                for s in range(g.OW):
+                    field = xp[n, :, r * g.sh:r * g.sh + g.KH, s * g.sw:s * g.sw + g.KW]  # (C, KH, KW)
+                    out[n, f, r, s] = np.sum(field * w[f]) + (b[f] if b is not None else 0.0)
+    return out, (x, w, b, (g.sh, g.sw), (g.ph, g.pw))
+
+
+def conv2d_backward_naive(dout: np.ndarray, cache):
+    """Gradients of the convolution by loops that mirror their derivation.
+
+    With L the loss and dout = dL/dout (N, F, OH, OW):
+
+    * db[f] = sum_{n, r, s} dout[n, f, r, s]                          (a sum);
+    * dw[f, c, i, j] = sum_{n, r, s} dout[n, f, r, s] * xp[n, c, r*sh + i, s*sw + j]
+      (a correlation of the padded input with dout, whose entries sit ``stride`` apart);
+    * dx is a *full* convolution of dout with the kernel rotated by 180 degrees: spread dout out
+      by the stride (insert sh - 1 zero rows and sw - 1 zero columns between entries), pad it by
+      KH - 1 and KW - 1 on every side, correlate it with ``w[:, :, ::-1, ::-1]`` summing over the
+      filters f, and cut off the padding ``(ph, pw)`` of the input.
+
+    Args:
+        dout: (N, F, OH, OW) upstream gradient.
+        cache: from :func:`conv2d_forward_naive`.
+    Returns:
+        ``(dx, dw, db)`` with the shapes of x, w and b (db is None without a bias).
+        Matches torch.autograd through ``torch.nn.functional.conv2d``; slow, for teaching and tests.
+    """
+    x, w, b, stride, padding = cache
+    N, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    (sh, sw), (ph, pw) = stride, padding
+    OH, OW = (H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1
+    dout = as_array(dout, "dout")
+    check_shape(dout, (N, F, OH, OW), "dout")
+
+    db = dout.sum(axis=(0, 2, 3)) if b is not None else None  # (F,)
+
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, Hp, Wp)
+    dw = np.zeros_like(w)
+    for f in range(F):
+        for c in range(C):
+            for i in range(KH):
+                for j in range(KW):
+                    seen = xp[:, c, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]  # (N, OH, OW)
+                    dw[f, c, i, j] = np.sum(dout[:, f] * seen)
+
+    spread = np.zeros((N, F, sh * (OH - 1) + 1, sw * (OW - 1) + 1), dtype=dout.dtype)
+    spread[:, :, ::sh, ::sw] = dout  # dout with the stride's gaps
+    full = np.pad(spread, ((0, 0), (0, 0), (KH - 1, KH - 1), (KW - 1, KW - 1)))
+    w_rot = w[:, :, ::-1, ::-1]  # (F, C, KH, KW), every kernel rotated by 180 degrees
+    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=np.result_type(dout, w))
+    for n in range(N):
+        for c in range(C):
+            # rows/columns of xp below/right of the last window get no gradient: they stay 0
+            for y in range(spread.shape[2] + KH - 1):
+                for z in range(spread.shape[3] + KW - 1):
+                    dxp[n, c, y, z] = np.sum(full[n, :, y:y + KH, z:z + KW] * w_rot[:, c])
+    dx = dxp[:, :, ph:ph + H, pw:pw + W]
+    return dx, dw, db
+
+
+# --- fast: im2col + matrix products -----------------------------------------------------------
+
+class ConvCache(NamedTuple):
+    """What :func:`conv2d_backward` needs from the forward pass."""
+
+    cols: np.ndarray  # (C*KH*KW, N*OH*Q): the column matrix (Q = OW, or Wp for wide rows)
+    w: np.ndarray  # (F, C, KH, KW)
+    has_bias: bool
+    geometry: _Geometry
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, padding=0):
+    """Convolution as one matrix product: out = w.reshape(F, C*KH*KW) @ im2col(x) + b.
+
+    The same map as :func:`conv2d_forward_naive`. The column matrix is built once here and kept
+    in the cache for the backward pass (its memory cost is described in :func:`im2col`).
+
+    Args:
+        x: (N, C, H, W) input; w: (F, C, KH, KW) filters; b: (F,) bias or None.
+        stride, padding: an int or a pair (vertical, horizontal).
+    Returns:
+        ``(out, cache)`` with out (N, F, OH, OW) in the common dtype of the arguments (float32 stays
+        float32). Matches ``torch.nn.functional.conv2d(x, w, b, stride, padding)``.
+    Raises:
+        ValueError: for wrong ranks, mismatched channels, a bias of the wrong length, bad stride or
+            padding, or a kernel larger than the padded input.
+    """
+    x, w, b, g = _conv_args(x, w, b, stride, padding)
+    cols = _fill_columns(_pad(x, g, spare_row=g.wide), g, g.wide)  # (C*KH*KW, N*OH*Q)
+    prod = w.reshape(g.F, -1) @ cols  # (F, N*OH*Q)
+    rows = prod.reshape(g.F, g.N, g.OH, g.Q)[..., :g.OW].transpose(1, 0, 2, 3)  # (N, F, OH, OW) view
+    out = np.empty((g.N, g.F, g.OH, g.OW), dtype=prod.dtype)
+    if b is None:
+        out[...] = rows
+    else:
+        np.add(rows, b[:, None, None], out=out)
+    return out, ConvCache(cols, w, b is not None, g)
+
+
+def conv2d_backward(dout: np.ndarray, cache: ConvCache):
+    """Gradients of :func:`conv2d_forward`, as two matrix products and a col2im.
+
+    With D = dout arranged as an (F, N*OH*OW) matrix and cols the forward's column matrix:
+
+    * dw = D @ cols.T, reshaped to (F, C, KH, KW)   (every input value times every dout it met);
+    * dcols = w.reshape(F, -1).T @ D, then dx = col2im(dcols)   (each output's gradient sent back
+      to the receptive field it came from, overlapping fields adding up);
+    * db = the sum of dout over n, r, s.
+
+    Args:
+        dout: (N, F, OH, OW) upstream gradient.
+        cache: from :func:`conv2d_forward`.
+    Returns:
+        ``(dx, dw, db)`` with the shapes of x, w and b (db is None without a bias). Matches
+        torch.autograd through ``torch.nn.functional.conv2d``.
+    """
+    cols, w, has_bias, g = cache
+    dout = as_array(dout, "dout")
+    check_shape(dout, (g.N, g.F, g.OH, g.OW), "dout")
+    dtype = np.result_type(dout, cols)
+    db = dout.sum(axis=(0, 2, 3)).astype(dtype, copy=False) if has_bias else None  # (F,)
+
+    # dout in the column layout (F, N, OH, Q); the extra positions of wide rows get zero gradient
+    grid = (np.zeros if g.wide else np.empty)((g.F, g.N, g.OH, g.Q), dtype=dtype)
+    grid[..., :g.OW] = dout.transpose(1, 0, 2, 3)
+    grid = grid.reshape(g.F, -1)  # (F, N*OH*Q)
+    dw = (grid @ cols.T).reshape(w.shape)  # (F, C, KH, KW)
+
+    dxp = np.zeros((g.N, g.C, g.Hp + int(g.wide), g.Wp), dtype=dtype)
+    w_t = w.reshape(g.F, -1).T  # (C*KH*KW, F)
+    per_image = g.OH * g.Q
+    step = max(1, _DCOLS_CHUNK_BYTES // (w_t.shape[0] * per_image * dxp.itemsize))
+    for n0 in range(0, g.N, step):
+        n1 = min(g.N, n0 + step)
+        dcols = w_t @ grid[:, n0 * per_image:n1 * per_image]  # (C*KH*KW, (n1-n0)*OH*Q)
+        _add_columns(dcols, dxp[n0:n1], g, g.wide)
+    dx = dxp[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W].copy()  # (N, C, H, W)
+    return dx, dw, db
+
+
+# --- layer ------------------------------------------------------------------------------------
+
+class Conv2d(Module):
+    """2-D convolution layer holding ``params['w']`` (F, C, KH, KW) and ``params['b']`` (F,).
+
+    Initialised like ``torch.nn.Conv2d``: weights and bias drawn from U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)) with fan_in = C*KH*KW (torch's kaiming_uniform_ with a = sqrt(5)). Forward and
+    backward call :func:`conv2d_forward` / :func:`conv2d_backward`. No dilation, groups or
+    padding modes (zero padding only).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 bias: bool = True, *, rng: np.random.Generator | None = None, dtype=np.float64) -> None:
+        super().__init__()
+        self.in_channels = _check_int(in_channels, "in_channels", 1)
+        self.out_channels = _check_int(out_channels, "out_channels", 1)
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        if min(self.kernel_size) < 1:
+            raise ValueError(f"kernel_size: expected positive ints, got {kernel_size!r}")
+        self.stride, self.padding = _stride_padding(stride, padding)
+        rng = np.random.default_rng() if rng is None else rng
+        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
+        bound = 1.0 / np.sqrt(fan_in)
+        shape = (out_channels, in_channels) + self.kernel_size
+        self.params["w"] = rng.uniform(-bound, bound, shape).astype(dtype)
+        if bias:
+            self.params["b"] = rng.uniform(-bound, bound, out_channels).astype(dtype)
+        self.zero_grad()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out, self._cache = conv2d_forward(x, self.params["w"], self.params.get("b"), self.stride, self.padding)
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dx, dw, db = conv2d_backward(dout, self._need_cache())
+        self.grads["w"] = dw
+        if db is not None:
+            self.grads["b"] = db
+        return dx
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={'b' in self.params}")
