@@ -1,0 +1,225 @@
+"""dlbook.pool: naive loops == vectorised == torch max_pool2d / avg_pool2d, forward and backward, in float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import TIGHT, torch_forward_backward
+from dlbook.gradcheck import GradientCheckError, check_gradients, check_module_gradients
+from dlbook.pool import (AvgPool2d, MaxPool2d, avg_pool2d_backward, avg_pool2d_backward_naive,
+                         avg_pool2d_forward, avg_pool2d_forward_naive, max_pool2d_backward,
+                         max_pool2d_backward_naive, max_pool2d_forward, max_pool2d_forward_naive)
+
+FAMILIES = {
+    "max": (max_pool2d_forward, max_pool2d_backward, max_pool2d_forward_naive, max_pool2d_backward_naive,
+            F.max_pool2d),
+    "avg": (avg_pool2d_forward, avg_pool2d_backward, avg_pool2d_forward_naive, avg_pool2d_backward_naive,
+            F.avg_pool2d),
+}
+
+# (x shape, kernel_size, stride, padding): the usual 2x2/2, overlapping windows, non-square
+# inputs and kernels, strides and paddings as ints and pairs, odd sizes that drop a last row.
+CASES = [
+    ((2, 3, 6, 8), 2, None, 0),
+    ((2, 3, 7, 6), 3, 2, 1),
+    ((1, 2, 5, 9), (2, 3), (1, 2), (1, 1)),
+    ((3, 2, 6, 6), 3, 1, 1),
+    ((2, 4, 7, 5), (3, 2), None, (1, 0)),
+    ((2, 1, 9, 9), 4, (3, 2), 2),
+]
+
+
+def run_family(kind, x, kernel, stride, padding, dout=None, rng=None):
+    fwd, bwd, fwd_naive, bwd_naive, torch_fn = FAMILIES[kind]
+    out, cache = fwd(x, kernel, stride, padding)
+    if dout is None:
+        dout = rng.standard_normal(out.shape)
+    out_n, cache_n = fwd_naive(x, kernel, stride, padding)
+    ref_out, ref = torch_forward_backward(lambda x: torch_fn(x, kernel, stride, padding), {"x": x}, dout)
+    return (out, bwd(dout, cache)), (out_n, bwd_naive(dout, cache_n)), (ref_out, ref["x"])
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("x_shape, kernel, stride, padding", CASES)
+def test_naive_equals_fast_equals_torch(kind, x_shape, kernel, stride, padding, rng):
+    x = rng.standard_normal(x_shape)
+    (out, dx), (out_n, dx_n), (ref_out, ref_dx) = run_family(kind, x, kernel, stride, padding, rng=rng)
+    np.testing.assert_allclose(out, ref_out, **TIGHT)
+    np.testing.assert_allclose(out_n, ref_out, **TIGHT)
+    np.testing.assert_allclose(dx, ref_dx, **TIGHT)
+    np.testing.assert_allclose(dx_n, ref_dx, **TIGHT)
+
+
+@pytest.mark.parametrize("x_shape, kernel, stride, padding", CASES)
+def test_max_pool_ties_go_where_torch_sends_them(x_shape, kernel, stride, padding, rng):
+    # Small integers make many windows with several equal maxima.
+    x = rng.integers(0, 3, x_shape).astype(np.float64)
+    (out, dx), (out_n, dx_n), (ref_out, ref_dx) = run_family("max", x, kernel, stride, padding, rng=rng)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_allclose(dx, ref_dx, **TIGHT)
+    np.testing.assert_allclose(dx_n, ref_dx, **TIGHT)
+
+
+def test_max_pool_edge_values_match_torch():
+    # All -inf windows (padding must not win) and NaN (torch propagates it; its gradient goes to the last NaN).
+    x = np.full((1, 1, 4, 5), -np.inf)
+    x[0, 0, 3, 4] = 1.0
+    y = np.array([[[[1.0, np.nan, 3.0, np.nan], [np.nan, 2.0, 0.0, 1.0], [5, 5, 5, 5], [5, 5, 5, 5]]]])
+    for arr, kernel, padding in ((x, 3, 1), (y, 2, 1), (y, 3, 0)):
+        out, cache = max_pool2d_forward(arr, kernel, 1, padding)
+        dout = np.arange(1.0, out.size + 1).reshape(out.shape)
+        ref_out, ref = torch_forward_backward(lambda x: F.max_pool2d(x, kernel, 1, padding), {"x": arr}, dout)
+        np.testing.assert_array_equal(out, ref_out)  # NaN == NaN for assert_array_equal
+        np.testing.assert_array_equal(max_pool2d_backward(dout, cache), ref["x"])
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(kind=st.sampled_from(["max", "avg"]), n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 9),
+       w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
+       sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2), seed=st.integers(0, 2**16))
+def test_random_shapes_fast_equals_torch(kind, n, c, h, w, kh, kw, sh, sw, ph, pw, seed):
+    ph, pw = min(ph, kh // 2), min(pw, kw // 2)  # torch's limit on padding
+    kh, kw = min(kh, h + 2 * ph), min(kw, w + 2 * pw)
+    ph, pw = min(ph, kh // 2), min(pw, kw // 2)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    fwd, bwd, *_, torch_fn = FAMILIES[kind]
+    out, cache = fwd(x, (kh, kw), (sh, sw), (ph, pw))
+    dout = rng.standard_normal(out.shape)
+    ref_out, ref = torch_forward_backward(lambda x: torch_fn(x, (kh, kw), (sh, sw), (ph, pw)), {"x": x}, dout)
+    np.testing.assert_allclose(out, ref_out, **TIGHT)
+    np.testing.assert_allclose(bwd(dout, cache), ref["x"], **TIGHT)
+
+
+# --- the sources' worked numbers -----------------------------------------------------------------------
+
+def test_max_pool_2x2_example_and_routing():
+    # The classic 2x2, stride-2 max-pooling figure (CS231n; seed 002 draws one without numbers).
+    x = np.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]], dtype=np.float64)[None, None]
+    out, cache = max_pool2d_forward(x, 2)
+    np.testing.assert_array_equal(out[0, 0], [[6, 8], [3, 4]])
+    # each delta goes to its window's maximum, unchanged; the other 12 positions get 0 (seed 004)
+    delta = np.array([[2.0, 8.0], [4.0, 6.0]])[None, None]
+    np.testing.assert_array_equal(max_pool2d_backward(delta, cache)[0, 0],
+                                  [[0, 0, 0, 0], [0, 2, 0, 8], [4, 0, 0, 0], [0, 0, 0, 6]])
+    # 2x2 at stride 2 keeps one value in four: 75 % of the activations are discarded
+    assert out.size / x.size == 0.25
+
+
+def test_avg_pool_backward_spreads_delta_over_four():
+    # seed 004: the residual of each 2x2 window is split into 4 equal parts
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    out, cache = avg_pool2d_forward(x, 2)
+    np.testing.assert_allclose(out[0, 0], [[2.5, 4.5], [10.5, 12.5]], **TIGHT)
+    delta = np.array([[2.0, 8.0], [4.0, 6.0]])[None, None]
+    dx = avg_pool2d_backward(delta, cache)[0, 0]
+    np.testing.assert_array_equal(dx, [[0.5, 0.5, 2, 2], [0.5, 0.5, 2, 2], [1, 1, 1.5, 1.5], [1, 1, 1.5, 1.5]])
+    assert dx.sum() == delta.sum()  # the gradient's total is preserved
+    np.testing.assert_array_equal(avg_pool2d_backward_naive(delta, avg_pool2d_forward_naive(x, 2)[1])[0, 0], dx)
+
+
+def test_avg_pool_counts_padding_in_the_divisor():
+    # torch's default count_include_pad=True: a corner window of a 3x3 kernel with padding 1 sees
+    # 4 real ones and 5 padded zeros and averages to 4/9, not 1
+    out, _ = avg_pool2d_forward(np.ones((1, 1, 4, 4)), 3, 1, 1)
+    assert out[0, 0, 0, 0] == pytest.approx(4 / 9, rel=1e-15)
+    assert out[0, 0, 1, 1] == 1.0
+
+
+# --- central differences and checks that can fail ----------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_central_differences_and_a_broken_backward(kind, rng):
+    fwd, bwd, *_ = FAMILIES[kind]
+    x = rng.standard_normal((2, 3, 5, 6))  # continuous values: no ties, so max pooling is differentiable
+    out, cache = fwd(x, (3, 2), (2, 1), (1, 1))
+    dout = rng.standard_normal(out.shape)
+    dx = bwd(dout, cache)
+    f = lambda x: fwd(x, (3, 2), (2, 1), (1, 1))[0]  # noqa: E731
+    check_gradients(f, {"x": x}, {"x": dx}, dout, rtol=1e-7, atol=1e-9)
+    # broken on purpose: max routed to the window's minimum; average not divided by KH*KW
+    if kind == "max":
+        wrong = max_pool2d_backward(dout, max_pool2d_forward(-x, (3, 2), (2, 1), (1, 1))[1])
+    else:
+        wrong = dx * 6
+    with pytest.raises(GradientCheckError, match="'x'"):
+        check_gradients(f, {"x": x}, {"x": wrong}, dout)
+
+
+def test_max_pool_backward_with_overlapping_windows_accumulates(rng):
+    # One input can be the maximum of several windows (stride < kernel): its gradients add up.
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 1] = 1.0
+    out, cache = max_pool2d_forward(x, 2, 1)
+    dout = rng.standard_normal(out.shape)
+    dx = max_pool2d_backward(dout, cache)
+    assert dx[0, 0, 1, 1] == pytest.approx(dout.sum(), rel=1e-15)
+    assert np.count_nonzero(dx) == 1
+
+
+# --- dtypes, bad input, layers ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_kept(kind, dtype, rng):
+    fwd, bwd, *_ = FAMILIES[kind]
+    x = rng.standard_normal((2, 3, 6, 6)).astype(dtype)
+    out, cache = fwd(x, 2)
+    dx = bwd(rng.standard_normal(out.shape).astype(dtype), cache)
+    assert out.dtype == dtype and dx.dtype == dtype
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("x_shape, kernel, stride, padding, match", [
+    ((3, 6, 6), 2, None, 0, r"x: expected a 4-D array \(N, C, H, W\), got shape \(3, 6, 6\)"),
+    ((1, 1, 6, 6), 0, None, 0, r"kernel_size: expected positive ints, got 0"),
+    ((1, 1, 6, 6), (2, 2, 2), None, 0, r"kernel_size: expected an int or a pair of ints"),
+    ((1, 1, 6, 6), 2, 0, 0, r"stride: expected positive ints, got 0"),
+    ((1, 1, 6, 6), 2, 2, -1, r"padding: expected non-negative ints"),
+    ((1, 1, 6, 6), 2, 2, 2, r"padding: expected at most half the kernel size \(1, 1\) .*got \(2, 2\)"),
+    ((1, 1, 3, 6), (6, 2), None, (1, 0), r"kernel_size: expected a kernel \(KH, KW\) at most .*\(5, 6\).*got \(6, 2\)"),
+    ((1, 1, 3, 6), (5, 2), None, (0, 0), r"kernel_size: .*\(3, 6\).*got \(5, 2\)"),
+])
+def test_bad_input_is_a_value_error_naming_the_argument(kind, x_shape, kernel, stride, padding, match):
+    fwd, _, fwd_naive, *_ = FAMILIES[kind]
+    for forward in (fwd, fwd_naive):
+        with pytest.raises(ValueError, match=match):
+            forward(np.zeros(x_shape), kernel, stride, padding)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_bad_dout(kind, rng):
+    fwd, bwd, fwd_naive, bwd_naive, _ = FAMILIES[kind]
+    x = rng.standard_normal((2, 3, 6, 6))
+    for forward, backward in ((fwd, bwd), (fwd_naive, bwd_naive)):
+        _, cache = forward(x, 2)
+        with pytest.raises(ValueError, match=r"dout: expected shape \(2, 3, 3, 3\), got \(2, 3, 3\)"):
+            backward(np.zeros((2, 3, 3)), cache)
+
+
+@pytest.mark.parametrize("layer_cls, torch_cls, kind", [(MaxPool2d, torch.nn.MaxPool2d, "max"),
+                                                       (AvgPool2d, torch.nn.AvgPool2d, "avg")])
+def test_layers_wrap_the_functions_and_match_torch(layer_cls, torch_cls, kind, rng):
+    layer = layer_cls((3, 2), stride=(2, 1), padding=(1, 0))
+    assert layer.params == {} and layer.num_parameters() == 0
+    assert repr(layer) == f"{layer_cls.__name__}(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0))"
+    assert layer_cls(2).stride == (2, 2)  # stride=None means the kernel size, as in torch
+    x = rng.standard_normal((2, 3, 7, 6))
+    out = layer(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    fwd, bwd, *_ = FAMILIES[kind]
+    ref_out, cache = fwd(x, (3, 2), (2, 1), (1, 0))
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(dx, bwd(dout, cache))
+    np.testing.assert_allclose(out, torch_cls((3, 2), (2, 1), (1, 0))(torch.from_numpy(x)).numpy(), **TIGHT)
+    check_module_gradients(layer, x, dout, rtol=1e-7, atol=1e-9)
+    with pytest.raises(ValueError, match="padding: expected at most half the kernel size"):
+        layer_cls(2, padding=2)
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer_cls(2).backward(np.zeros((1, 1, 1, 1)))
