@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="versions and where the book is")
     info.set_defaults(func=cmd_info)
+    from dlbook.grading.cli import add_grading_commands  # dlbook grade, dlbook exercises
+
+    add_grading_commands(sub)
     return parser
 
 
