@@ -1,0 +1,191 @@
+"""The graded exercises (exercises/<id>/): generated notebooks, and what the grader gives them.
+
+For every exercise: the committed student and solution notebooks are exactly what the source
+generates; they need numpy only; the solution scores full marks, the untouched student notebook
+zero, and a seeded wrong answer in each question loses exactly that question's points.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlbook.grading import grade_batch, list_exercises, load_exercise
+from dlbook.grading.exercise import ExerciseError, SOURCE_NAME
+from dlbook.grading.sandbox import Limits
+
+ROOT = Path(__file__).resolve().parents[1] / "exercises"
+EXERCISES = sorted(p.name for p in ROOT.iterdir() if (p / SOURCE_NAME).is_file())
+
+# One plausible bug per question, written into the solution: (old text, new text), each old text
+# must occur exactly once in the solution notebook. Each bug must cost exactly its question.
+SEEDED_BUGS = {
+    "ch1-softmax-cross-entropy": {
+        "softmax": ("return exps / np.sum(exps, axis=axis, keepdims=True)", "return exps / np.sum(exps)"),
+        "cross_entropy": ("return float(np.mean(log_sum_exp", "return float(np.sum(log_sum_exp"),
+        "cross_entropy_backward": ("    return grad / n", "    return grad"),
+    },
+    "ch1-perceptron": {
+        "predict": ("return (X @ w + b >= 0).astype(np.int64)", "return (X @ w + b < 0).astype(np.int64)"),
+        "perceptron_step": ("return w + lr * (t - y) * x, b + lr * (t - y)", "return w - lr * (t - y) * x, b - lr * (t - y)"),
+        "perceptron_train": ("b = b + lr * (target - y)", "b = b"),
+    },
+    "ch2-two-layer-backprop": {
+        "two_layer_forward": ("scores = h @ w2.T + b2  # (N, K)", "scores = h @ w2.T  # (N, K)"),
+        "two_layer_backward": ("dz = dh * (z > 0)  # (N, H)", "dz = dh  # (N, H)"),
+    },
+    "ch2-sgd-momentum": {
+        "momentum_step": ("v = grad.copy() if velocity is None else momentum * velocity + grad",
+                          "v = grad.copy() if velocity is None else momentum * grad + velocity"),
+        "weight_decay_dampening": ("v = g.copy() if velocity is None else", "v = (1.0 - dampening) * g if velocity is None else"),
+        "nesterov": ("direction = g + momentum * v if nesterov else v", "direction = v"),
+    },
+    "ch3-conv2d": {
+        "conv_output_size": ("return (size - kernel + 2 * padding) // stride + 1", "return (size - kernel + padding) // stride + 1"),
+        "conv2d_forward": ("np.tensordot(window, w, axes", "np.tensordot(window, w[:, :, ::-1, ::-1], axes"),
+        "conv2d_backward": ("dxp[:, :, rows, cols] += np.tensordot", "dxp[:, :, rows, cols] = np.tensordot"),
+    },
+    "ch3-max-pool": {
+        "max_pool2d_forward": ("window = x[:, :, i * stride:i * stride + kernel_size, j * stride:j * stride + kernel_size]",
+                               "window = x[:, :, i:i + kernel_size, j:j + kernel_size]"),
+        "max_pool2d_backward": ("mask = window == window.max(axis=(2, 3), keepdims=True)", "mask = window == window.max()"),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def exercises():
+    return {e.id: e for e in list_exercises(ROOT)}
+
+
+def test_every_chapter_one_to_three_has_two_exercises(exercises):
+    for chapter in (1, 2, 3):
+        assert sum(e.chapter == chapter for e in exercises.values()) >= 2, f"chapter {chapter}"
+    assert set(exercises) == set(EXERCISES) == set(SEEDED_BUGS)
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_committed_notebooks_are_regenerated_byte_for_byte(exercises, exercise_id):
+    ex = exercises[exercise_id]
+    assert ex.student_path.read_bytes() == ex.notebook(solution=False).encode("utf-8")
+    assert ex.solution_path.read_bytes() == ex.notebook(solution=True).encode("utf-8")
+
+
+def test_regeneration_check_catches_a_stale_notebook(exercises):
+    """The negative case: a hand edit to a committed notebook is no longer what the source makes."""
+    ex = exercises[EXERCISES[0]]
+    edited = ex.student_path.read_text(encoding="utf-8").replace("raise NotImplementedError", "pass", 1)
+    assert edited != ex.notebook(solution=False)
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_student_notebook_holds_no_solution_and_no_grader_code(exercises, exercise_id):
+    ex = exercises[exercise_id]
+    student = json.loads(ex.student_path.read_text(encoding="utf-8"))
+    solution = json.loads(ex.solution_path.read_text(encoding="utf-8"))
+    text = "\n".join("".join(c["source"]) for c in student["cells"])
+    assert "BEGIN SOLUTION" not in text and "QUESTION" not in text and "probe_" not in text
+    assert len(student["cells"]) == len(solution["cells"])
+    stubs = text.count("raise NotImplementedError")
+    assert stubs >= len({q.name for q in ex.questions}) - 1  # sgd: one function serves two questions
+    for q in ex.questions:  # every question is announced to the student with its points
+        assert f"({q.points:g} point" in text or f"| {q.points:g} |" in text, q.name
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_notebooks_need_only_numpy_and_the_solution_passes_its_self_checks(exercises, exercise_id):
+    """Student notebooks must run without otter (or torch, or dlbook) installed."""
+    ex = exercises[exercise_id]
+    for path in (ex.student_path, ex.solution_path):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for cell in nb["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            for node in ast.walk(ast.parse("".join(cell["source"]))):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                    assert all(n.split(".")[0] == "numpy" for n in names), (path.name, names)
+    script = (
+        "import builtins, json, sys\n"
+        "real = builtins.__import__\n"
+        "def guard(name, *a, **k):\n"
+        "    if name.split('.')[0] in ('otter', 'torch', 'dlbook'):\n"
+        "        raise ImportError('not available to students: ' + name)\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = guard\n"
+        "ns = {'__name__': '__main__'}\n"
+        "for cell in json.load(open(sys.argv[1]))['cells']:\n"
+        "    if cell['cell_type'] == 'code':\n"
+        "        exec(''.join(cell['source']), ns)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(ex.solution_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    checks = [line for line in done.stdout.splitlines() if line.endswith("self-checks passed")]
+    assert len(checks) >= 2, done.stdout
+
+
+def _seeded(exercise, question: str, tmp: Path) -> Path:
+    old, new = SEEDED_BUGS[exercise.id][question]
+    nb = json.loads(exercise.solution_path.read_text(encoding="utf-8"))
+    hits = 0
+    for cell in nb["cells"]:
+        source = "".join(cell["source"])
+        if old in source:
+            hits += source.count(old)
+            cell["source"] = source.replace(old, new)
+    assert hits == 1, f"{exercise.id}/{question}: the seeded bug's text occurs {hits} times"
+    path = tmp / f"wrong_{question}.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_solution_full_marks_student_zero_seeded_bug_loses_exactly_its_question(exercises, exercise_id, tmp_path):
+    ex = exercises[exercise_id]
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "solution.ipynb").write_bytes(ex.solution_path.read_bytes())
+    (subs / "untouched.ipynb").write_bytes(ex.student_path.read_bytes())
+    for q in ex.questions:
+        _seeded(ex, q.name, subs)
+    rows = {r.submission: r for r in grade_batch(ex, [subs], tmp_path / "out", limits=Limits(timeout=30), jobs=2)}
+    assert rows["solution"].status == "graded" and rows["solution"].score == ex.max_score
+    solution_report = json.loads((tmp_path / "out" / "solution.json").read_text())
+    assert solution_report["notes"] == [], solution_report["notes"]  # no cell raised
+    assert rows["untouched"].status == "graded" and rows["untouched"].score == 0
+    for q in ex.questions:
+        row = rows[f"wrong_{q.name}"]
+        report = json.loads((tmp_path / "out" / f"wrong_{q.name}.json").read_text())
+        scores = {item["name"]: item["score"] for item in report["questions"]}
+        assert row.status == "graded", (q.name, report["notes"])
+        assert scores[q.name] == 0, (q.name, report["feedback"])
+        assert row.score == ex.max_score - q.points, (q.name, report["feedback"])
+
+
+def test_an_exercise_with_a_probe_that_cannot_run_in_the_sandbox_is_rejected(tmp_path):
+    """Probes see only the notebook's names: a grader-only name in a probe is an authoring error."""
+    source = (ROOT / "ch1-softmax-cross-entropy" / SOURCE_NAME).read_text(encoding="utf-8")
+    broken = source.replace('return softmax(inputs["wide"])', 'return softmax(INPUTS["wide"])')
+    assert broken != source
+    folder = tmp_path / "ch1-broken"
+    folder.mkdir()
+    (folder / SOURCE_NAME).write_text(broken, encoding="utf-8")
+    with pytest.raises(ExerciseError, match="probe_wide uses INPUTS"):
+        load_exercise(folder)
+
+
+def test_points_that_do_not_add_up_are_rejected(tmp_path):
+    source = (ROOT / "ch3-max-pool" / SOURCE_NAME).read_text(encoding="utf-8")
+    broken = source.replace('QUESTION = {"name": "max_pool2d_forward", "points": 2}',
+                            'QUESTION = {"name": "max_pool2d_forward", "points": 3}')
+    folder = tmp_path / "ch3-broken"
+    folder.mkdir()
+    (folder / SOURCE_NAME).write_text(broken, encoding="utf-8")
+    with pytest.raises(ExerciseError, match="add up to 2 points, QUESTION says 3"):
+        load_exercise(folder)
