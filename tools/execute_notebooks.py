@@ -33,6 +33,22 @@ def notebooks(paths: list[str]) -> list[Path]:
     return found
 
 
+def merge_streams(outputs: list) -> list:
+    """Join consecutive stdout (or stderr) chunks, which the kernel splits differently on every run.
+
+    Without this, re-executing an unchanged notebook changes the file even though its text does not.
+    """
+    merged: list = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and prev is not None
+                and prev.get("output_type") == "stream" and prev.get("name") == out.get("name")):
+            prev["text"] = "".join(prev["text"]) + "".join(out["text"])
+        else:
+            merged.append(out)
+    return merged
+
+
 def execute(path: Path, timeout: int = 600) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
@@ -44,6 +60,8 @@ def execute(path: Path, timeout: int = 600) -> float:
     nb.metadata["kernelspec"] = KERNELSPEC
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = merge_streams(cell.outputs)
     nbformat.write(nb, path)
     return seconds
 
