@@ -73,8 +73,8 @@ INPUTS = {
     "X": rng.normal(size=(40, 3)),
     "w": rng.normal(size=3),
     "b": np.array(0.3),
-    # worked by hand with w = [1, 1], b = 0: nets 0, 2, 0, -1 -> outputs 1, 1, 1, 0
-    "X_hand": np.array([[1.0, -1.0], [2.0, 0.0], [0.0, 0.0], [-1.0, 0.0]]),
+    # worked by hand with w = [1, 1], b = 0: nets 0, 2, 0, -1, 0 -> outputs 1, 1, 1, 0, 1
+    "X_hand": np.array([[1.0, -1.0], [2.0, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.5, -0.5]]),
 }
 
 
@@ -97,7 +97,7 @@ CASES = [
          'equal(outputs["random"], heaviside(inputs["X"], inputs["w"], inputs["b"]).numpy().astype(int))',
          points=0.5, hint="1 where X @ w + b >= 0, else 0, as integers"),
     case("points on the boundary (net = 0) are class 1 (worked by hand)",
-         'equal(outputs["hand"], np.array([1, 1, 1, 0]))', points=0.5,
+         'equal(outputs["hand"], np.array([1, 1, 1, 0, 1]))', points=0.5,
          hint="use >= 0, not > 0"),
 ]
 
@@ -128,14 +128,14 @@ print("perceptron_step: self-checks passed")
 # %% tags=["grader"]
 QUESTION = {"name": "perceptron_step", "points": 2}
 INPUTS = {
-    # a false positive, worked by hand: net = 0.5 + 1.0 = 1.5 >= 0 -> y = 1, t = 0, lr = 0.5:
-    # w = [0.5, 0.5] - 0.5 * [1, 2] = [0, -0.5], b = 0 - 0.5 = -0.5
-    "x_fp": np.array([1.0, 2.0]),
-    "w_fp": np.array([0.5, 0.5]),
-    # a false negative: net = -1 -> y = 0, t = 1, lr = 2: w = [1, 0] + 2 [-1, 3] = [-1, 6], b = 2;
-    # then a right answer on the new weights (net = -1 + 6 + 2 = 7, t = 1): nothing changes
-    "x_fn": np.array([-1.0, 3.0]),
-    "x_ok": np.array([1.0, 1.0]),
+    # a false positive, worked by hand: net = 0.5 + 1.0 + 0 = 1.5 >= 0 -> y = 1, t = 0, lr = 0.5:
+    # w = [0.5, 0.5, 0] - 0.5 * [1, 2, -1] = [0, -0.5, 0.5], b = 0 - 0.5 = -0.5
+    "x_fp": np.array([1.0, 2.0, -1.0]),
+    "w_fp": np.array([0.5, 0.5, 0.0]),
+    # a false negative: net = -1 -> y = 0, t = 1, lr = 2: w = [1, 0, 0] + 2 [-1, 3, 2] = [-1, 6, 4],
+    # b = 2; then a right answer on the new weights (net = -1 + 6 + 4 + 2 = 11, t = 1): no change
+    "x_fn": np.array([-1.0, 3.0, 2.0]),
+    "x_ok": np.array([1.0, 1.0, 1.0]),
 }
 
 
@@ -145,20 +145,20 @@ def probe_false_positive(inputs):
 
 
 def probe_false_negative(inputs):
-    w, b = perceptron_step(inputs["x_fn"], 1, np.array([1.0, 0.0]), 0.0, 2.0)
+    w, b = perceptron_step(inputs["x_fn"], 1, np.array([1.0, 0.0, 0.0]), 0.0, 2.0)
     w_ok, b_ok = perceptron_step(inputs["x_ok"], 1, w, b, 2.0)
     return {"w": w, "b": b, "w_ok": w_ok, "b_ok": b_ok}
 
 
 CASES = [
-    case("a false positive with lr = 0.5 moves (w, b) to ([0, -0.5], -0.5) (worked by hand)",
+    case("a false positive with lr = 0.5 moves (w, b) to ([0, -0.5, 0.5], -0.5) (worked by hand)",
          ['got = outputs["false_positive"]',
-          'all_of(close(got["w"], [0.0, -0.5]), close(got["b"], -0.5))'], points=1,
+          'all_of(close(got["w"], [0.0, -0.5, 0.5]), close(got["b"], -0.5))'], points=1,
          hint="y = 1 but t = 0: subtract lr * x from w and lr from b"),
     case("a false negative with lr = 2, then a correct sample (worked by hand)",
          ['got = outputs["false_negative"]',
-          'all_of(close(got["w"], [-1.0, 6.0]), close(got["b"], 2.0), '
-          'close(got["w_ok"], [-1.0, 6.0]), close(got["b_ok"], 2.0))'], points=1,
+          'all_of(close(got["w"], [-1.0, 6.0, 4.0]), close(got["b"], 2.0), '
+          'close(got["w_ok"], [-1.0, 6.0, 4.0]), close(got["b_ok"], 2.0))'], points=1,
          hint="y = 0 but t = 1: add lr * x and lr; a correct output changes nothing"),
 ]
 
@@ -193,11 +193,12 @@ def perceptron_train(X: np.ndarray, t: np.ndarray, lr: float = 1.0, epochs: int 
 
 
 # %%
-# Self-check for question 3: the OR gate, worked by hand epoch by epoch.
-X_or = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-w, b, updates = perceptron_train(X_or, np.array([0, 1, 1, 1]))
-assert list(updates) == [2, 2, 1, 0], f"updates per epoch {updates}, expected [2, 2, 1, 0]"
-assert np.allclose(w, [1.0, 1.0]) and np.isclose(b, -1.0), (w, b)
+# Self-check for question 3, worked by hand: a threshold on a line, points 1, -1, 2 with
+# targets 1, 0, 1. Epoch 1: x = 1 is right (net 0 -> 1); x = -1 is wrong (net 0 -> 1, t = 0):
+# w = 0 - (-1) = 1, b = -1; x = 2 is right. Epoch 2: no mistakes. So w = [1], b = -1.
+w, b, updates = perceptron_train(np.array([[1.0], [-1.0], [2.0]]), np.array([1, 0, 1]))
+assert list(updates) == [1, 0], f"updates per epoch {updates}, expected [1, 0]"
+assert np.allclose(w, [1.0]) and np.isclose(b, -1.0), (w, b)
 print("perceptron_train: self-checks passed")
 
 # %% tags=["grader"]

@@ -99,9 +99,10 @@ QUESTION = {"name": "momentum_step", "points": 2}
 rng = np.random.default_rng(2201)
 INPUTS = {
     "p0": rng.normal(size=(3, 4)), "grads": rng.normal(size=(5, 3, 4)),
-    # worked by hand: p0 = 2, gradients 1, -1, 2; lr 0.5, momentum 0.5:
-    # v = 1, -0.5, 1.75 -> p = 1.5, 1.75, 0.875
-    "p0_hand": np.array([2.0]), "grads_hand": np.array([[1.0], [-1.0], [2.0]]),
+    # worked by hand, lr 0.5, momentum 0.5, per coordinate:
+    # p0 = 2, gradients 1, -1, 2: v = 1, -0.5, 1.75 -> p = 1.5, 1.75, 0.875
+    # p0 = -1, gradients 0, 2, 2: v = 0, 2, 3 -> p = -1, -2, -3.5
+    "p0_hand": np.array([2.0, -1.0]), "grads_hand": np.array([[1.0, 0.0], [-1.0, 2.0], [2.0, 2.0]]),
 }
 
 
@@ -117,8 +118,8 @@ CASES = [
     case("5 steps on a (3, 4) parameter, lr 0.1, momentum 0.9, match torch.optim.SGD(momentum=0.9)",
          'close(outputs["random"], torch_trajectory(inputs["p0"], inputs["grads"], lr=0.1, momentum=0.9))',
          points=1, hint="v = momentum * v + g (v = g on the first step); p = p - lr * v"),
-    case("the hand-worked run gives p = 1.5, 1.75, 0.875",
-         'close(outputs["hand"], [[1.5], [1.75], [0.875]])', points=1,
+    case("the hand-worked run gives p = (1.5, -1), (1.75, -2), (0.875, -3.5)",
+         'close(outputs["hand"], [[1.5, -1.0], [1.75, -2.0], [0.875, -3.5]])', points=1,
          hint="carry the velocity from one call to the next"),
 ]
 

@@ -83,8 +83,9 @@ rng = np.random.default_rng(2101)
 INPUTS = {
     "x": rng.normal(size=(5, 7)), "w1": rng.normal(size=(6, 7)), "b1": rng.normal(size=6),
     "w2": rng.normal(size=(3, 6)), "b2": rng.normal(size=3),
-    # worked by hand: z = [1, -1, 1], h = [1, 0, 1], s = [1 + 1 + 0.5, 1 + 2 - 1] = [2.5, 2]
-    "x_hand": np.array([[1.0, -1.0]]),
+    # worked by hand: row 1: z = [1, -1, 1], h = [1, 0, 1], s = [1 + 1 + 0.5, 1 + 2 - 1] = [2.5, 2];
+    # row 2: z = [0, 2, 3], h = [0, 2, 3], s = [2 + 3 + 0.5, -2 + 6 - 1] = [5.5, 3]
+    "x_hand": np.array([[1.0, -1.0], [0.0, 2.0]]),
     "w1_hand": np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), "b1_hand": np.array([0.0, 0.0, 1.0]),
     "w2_hand": np.array([[1.0, 1.0, 1.0], [1.0, -1.0, 2.0]]), "b2_hand": np.array([0.5, -1.0]),
 }
@@ -103,8 +104,8 @@ CASES = [
     case("(5, 7) inputs, 6 hidden units, 3 classes: scores match torch",
          'close(outputs["random"], torch_two_layer(*(tensor(inputs[k]) for k in ("x", "w1", "b1", "w2", "b2"))))',
          points=1, hint="x @ w1.T + b1, then ReLU, then @ w2.T + b2 (weights are (out, in))"),
-    case("the hand-worked example gives scores [[2.5, 2.0]]",
-         'close(outputs["hand"], [[2.5, 2.0]])', points=1,
+    case("the hand-worked example gives scores [[2.5, 2.0], [5.5, 3.0]]",
+         'close(outputs["hand"], [[2.5, 2.0], [5.5, 3.0]])', points=1,
          hint="the ReLU zeroes the negative pre-activation; do not forget either bias"),
 ]
 
@@ -179,8 +180,8 @@ _b1[1] = 0.0
 INPUTS = {
     "x": _x, "w1": rng.normal(size=(5, 6)), "b1": _b1, "w2": rng.normal(size=(3, 5)), "b2": rng.normal(size=3),
     "dscores": rng.normal(size=(4, 3)),
-    "x_small": rng.normal(size=(2, 3)), "w1_small": rng.normal(size=(4, 3)), "b1_small": rng.normal(size=4),
-    "w2_small": rng.normal(size=(2, 4)), "b2_small": rng.normal(size=2), "dscores_small": rng.normal(size=(2, 2)),
+    "x_small": rng.normal(size=(3, 2)), "w1_small": rng.normal(size=(4, 2)), "b1_small": rng.normal(size=4),
+    "w2_small": rng.normal(size=(3, 4)), "b2_small": rng.normal(size=3), "dscores_small": rng.normal(size=(3, 3)),
 }
 _NAMES = ("x", "w1", "b1", "w2", "b2")
 
@@ -218,7 +219,7 @@ CASES = [
     case("dx matches torch.autograd",
          'close(outputs["random"]["x"], autograd(inputs)["x"])', points=1,
          hint="dx = dz @ w1, where dz is the masked gradient at the hidden pre-activations"),
-    case("every gradient of a (2, 3) -> 4 -> 2 network matches central differences",
+    case("every gradient of a (3, 2) -> 4 -> 3 network matches central differences",
          ['got = outputs["small"]',
           'all_of(*(close(got[k], numeric(inputs, k), rtol=1e-6, atol=1e-8, label="d" + k) '
           'for k in ("x", "w1", "b1", "w2", "b2")))'],

@@ -147,9 +147,10 @@ rng = np.random.default_rng(3102)
 INPUTS = {
     "x": rng.normal(size=(2, 3, 7, 6)), "w": rng.normal(size=(4, 3, 3, 2)), "b": rng.normal(size=4),
     "x_s": rng.normal(size=(1, 2, 8, 9)), "w_s": rng.normal(size=(3, 2, 3, 3)), "b_s": rng.normal(size=3),
-    # worked by hand: kernel [[1, 2], [0, -1]] on [[1, 2, 3], [4, 5, 6], [7, 8, 9]], bias 0.5:
-    # 1 + 4 - 5, 2 + 6 - 6, 4 + 10 - 8, 5 + 12 - 9 (+ 0.5) = [[0.5, 2.5], [6.5, 8.5]]
-    "x_hand": np.arange(1.0, 10.0).reshape(1, 1, 3, 3), "w_hand": np.array([[[[1.0, 2.0], [0.0, -1.0]]]]),
+    # worked by hand: kernel [[1, 2], [0, -1]] on [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]],
+    # bias 0.5, out[i, j] = x[i, j] + 2 x[i, j+1] - x[i+1, j+1] + 0.5:
+    # 1 + 4 - 6, 2 + 6 - 7, 3 + 8 - 8, 5 + 12 - 10, 6 + 14 - 11, 7 + 16 - 12 (+ 0.5)
+    "x_hand": np.arange(1.0, 13.0).reshape(1, 1, 3, 4), "w_hand": np.array([[[[1.0, 2.0], [0.0, -1.0]]]]),
 }
 
 
@@ -172,8 +173,8 @@ CASES = [
     case("(1, 2, 8, 9) input, 3 x 3 kernel, stride 2, padding 1: matches torch conv2d",
          'close(outputs["strided"], torch_conv(inputs["x_s"], inputs["w_s"], inputs["b_s"], 2, 1))',
          points=1, hint="pad every side with zeros first, then step the window by the stride"),
-    case("the hand-worked example gives [[0.5, 2.5], [6.5, 8.5]]",
-         'close(outputs["hand"], [[[[0.5, 2.5], [6.5, 8.5]]]])', points=1,
+    case("the hand-worked example gives [[-0.5, 1.5, 3.5], [7.5, 9.5, 11.5]]",
+         'close(outputs["hand"], [[[[-0.5, 1.5, 3.5], [7.5, 9.5, 11.5]]]])', points=1,
          hint="cross-correlation: do not flip the kernel"),
 ]
 
