@@ -1,23 +1,32 @@
 """The graded exercises (exercises/<id>/): generated notebooks, and what the grader gives them.
 
 For every exercise: the committed student and solution notebooks are exactly what the source
-generates; they need numpy only; the solution scores full marks, the untouched student notebook
-zero, and a seeded wrong answer in each question loses exactly that question's points.
+generates; they need numpy only; the hidden tests call the graded functions on shapes the
+self-checks do not use; the solution scores full marks, the untouched student notebook zero, and
+a seeded wrong answer in each question loses exactly that question's points.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
+import inspect
+import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from dlbook.grading import grade_batch, list_exercises, load_exercise
+from dlbook.grading import grade_batch, list_exercises, load_exercise, write_notebooks
 from dlbook.grading.exercise import ExerciseError, SOURCE_NAME
 from dlbook.grading.sandbox import Limits
+
+# otter's import pulls in nbconvert, whose traitlets use emits this; not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:Traits should be given as instances:DeprecationWarning")
 
 ROOT = Path(__file__).resolve().parents[1] / "exercises"
 EXERCISES = sorted(p.name for p in ROOT.iterdir() if (p / SOURCE_NAME).is_file())
@@ -128,6 +137,61 @@ def test_notebooks_need_only_numpy_and_the_solution_passes_its_self_checks(exerc
     assert done.returncode == 0, done.stderr[-2000:]
     checks = [line for line in done.stdout.splitlines() if line.endswith("self-checks passed")]
     assert len(checks) >= 2, done.stdout
+
+
+def _array_shapes(ex) -> dict[str, dict[str, set]]:
+    """Shapes of the arrays each graded function receives in the self-checks and in the probes."""
+    seen: dict[str, dict[str, set]] = {"public": {}, "hidden": {}}
+    phase = ["public"]
+
+    def recording(name, fn):
+        def wrapper(*args, **kwargs):
+            shapes = tuple(a.shape for a in [*args, *kwargs.values()] if isinstance(a, np.ndarray))
+            if any(shapes):  # functions of plain numbers (conv_output_size) have no shapes
+                seen[phase[0]].setdefault(name, set()).add(shapes)
+            return fn(*args, **kwargs)
+        return wrapper
+
+    ns: dict = {"__name__": "__main__"}
+    for cell in json.loads(ex.solution_path.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] == "code":
+            before = set(ns)
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec("".join(cell["source"]), ns)
+            for name in set(ns) - before:
+                if inspect.isfunction(ns[name]) and name != "finite_difference":
+                    ns[name] = recording(name, ns[name])
+    phase[0] = "hidden"
+    for q in ex.questions:
+        for probe, source in q.probes.items():
+            scope = dict(ns, np=np)
+            exec(source, scope)
+            scope[f"probe_{probe}"]({k: v.copy() for k, v in q.inputs.items()})
+    return seen
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_hidden_tests_use_shapes_the_self_checks_do_not(exercises, exercise_id):
+    seen = _array_shapes(exercises[exercise_id])
+    assert seen["hidden"], "the probes called no graded function with arrays"
+    for name, hidden in seen["hidden"].items():
+        public = seen["public"].get(name, set())
+        assert public, f"{name} has no self-check"
+        assert not hidden & public, f"{name}: hidden tests reuse the self-checks' shapes {hidden & public}"
+
+
+def test_the_shape_check_sees_a_hidden_input_that_repeats_a_self_check(tmp_path):
+    folder = tmp_path / "ch1-perceptron"
+    shutil.copytree(ROOT / "ch1-perceptron", folder)
+    source = (folder / SOURCE_NAME).read_text(encoding="utf-8")
+    source = source.replace('"X_and": np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]),',
+                            '"X_and": np.array([[1.0], [-1.0], [2.0]]),')
+    source = source.replace('"t_and": np.array([0, 0, 0, 1]),', '"t_and": np.array([1, 0, 1]),')
+    (folder / SOURCE_NAME).write_text(source, encoding="utf-8")
+    ex = load_exercise(folder)
+    write_notebooks(ex)
+    seen = _array_shapes(ex)
+    assert seen["hidden"]["perceptron_train"] & seen["public"]["perceptron_train"] == {((3, 1), (3,))}
 
 
 def _seeded(exercise, question: str, tmp: Path) -> Path:
