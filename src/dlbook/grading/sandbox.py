@@ -430,13 +430,16 @@ def _drain(proc: subprocess.Popen, collector: _OutputCollector, deadline: float)
 
 
 def _remove(path: Path) -> None:
+    """Remove a work directory, even one whose permissions the submission changed."""
     def retry(func, target, _exc):
         try:
+            os.chmod(os.path.dirname(target), 0o700)
             os.chmod(target, 0o700)
-            parent = os.path.dirname(target)
-            os.chmod(parent, 0o700)
             func(target)
         except OSError:
             pass
 
-    shutil.rmtree(path, onerror=retry)
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=retry)
+    else:
+        shutil.rmtree(path, onerror=retry)
