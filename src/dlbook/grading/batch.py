@@ -35,6 +35,7 @@ STATUSES = ("graded", "timeout", "error", "invalid-notebook", "memory")
 GRADEBOOK_COLUMNS = ("submission", "score", "max_score", "status", "seconds")
 MAX_NOTEBOOK_BYTES = 32 * 1024 * 1024
 FLAGGED_IMPORTS = ("dlbook", "torch")
+MAX_NOTES = 40
 _MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
 
 
@@ -233,11 +234,15 @@ def _cell_notes(result: SandboxResult, positions: list[int]) -> tuple[dict, list
             message = f"your code raised {_message(event)}"
             errors.setdefault(str(event.get("question")), {})[str(event.get("probe"))] = message
         elif event["event"] == "finished":
-            flagged = sorted(set(event.get("imports", [])) & set(FLAGGED_IMPORTS))
+            imports = event.get("imports")
+            imports = [i for i in imports if isinstance(i, str)] if isinstance(imports, list) else []
+            flagged = sorted(set(imports) & set(FLAGGED_IMPORTS))
             if flagged:
                 notes.append(f"the notebook imports {', '.join(flagged)} (the exercise asks for numpy only)")
     for question, probes in result.load_errors.items():
         errors.setdefault(question, {}).update(probes)
+    if len(notes) > MAX_NOTES:  # events.jsonl comes from the submission: bound what it can add
+        notes = notes[:MAX_NOTES] + [f"... and {len(notes) - MAX_NOTES} more notes"]
     if result.output_bytes > len(result.output.encode("utf-8", errors="replace")):
         notes.append(f"the notebook printed {result.output_bytes} bytes; only the beginning and end are kept")
     return errors, notes
