@@ -26,7 +26,6 @@ as in otter's grading; ``sys.exit`` stops the cells) -> run every probe, each gu
 """
 
 import ctypes
-import ctypes.util
 import json
 import linecache
 import os
@@ -58,7 +57,7 @@ _libc = None
 def _c():
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        _libc = ctypes.CDLL(None, use_errno=True)  # the interpreter's own libc: mount, prctl, capset
     return _libc
 
 
