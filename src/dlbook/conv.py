@@ -17,22 +17,36 @@ Three implementations of the same map, tested against each other and against
 * ``im2col`` / ``col2im``: the building blocks of the fast path. ``im2col`` copies every receptive
   field into one column of a matrix, so the whole convolution becomes a single matrix product
   ``w.reshape(F, C*KH*KW) @ cols``; ``col2im`` is its adjoint (it adds columns back into an image).
-* ``conv2d_forward`` / ``conv2d_backward``: the fast path used by models. Forward and the two
-  gradients are three matrix products around im2col/col2im; the column matrix is built once in the
-  forward pass and reused by the backward pass.
+* ``conv2d_forward`` / ``conv2d_backward``: the fast path used by models. The forward pass and the
+  two gradients are three matrix products around im2col/col2im (see their docstrings).
 
-The fast path's one departure from the textbook im2col (an implementation detail, invisible in the
-results): at stride 1 it builds "wide rows", computing each output row ``Wp = W + 2*pw`` positions
-wide instead of ``OW`` and discarding the ``KW - 1`` extra positions. Then the block of the column
-matrix for kernel offset (i, j) is, per image and channel, one *contiguous* slice of the flattened
-padded image, ``xp_flat[n, c, i*Wp + j : i*Wp + j + OH*Wp]``, and building the matrix (and
-adding it back in the backward pass) is a few long memory copies instead of many short ones. The
-extra columns cost ``Wp / OW - 1`` more arithmetic (6 % for a 32x32 image and a 3x3 kernel with
-padding 1) and save far more in copying.
+How the fast path is organised (implementation details, invisible in the results; each one was
+measured on the benchmark in ``benchmarks/bench_conv.py``, where the matrix products run near
+the BLAS library's peak and the time goes into the memory copies around them):
+
+* It works through the batch a group of images at a time (a group's column matrix holds at most
+  ``_CHUNK_BYTES``, 2 MB), so the column matrix and the temporaries around it stay in the
+  processor's cache. The backward pass rebuilds each group's columns from the padded input
+  rather than keeping a whole-batch column matrix (KH*KW times the size of the input) from the
+  forward pass: copying within the cache is cheaper than writing and re-reading that matrix in
+  main memory.
+* Scratch buffers are reused from call to call (per thread): freshly allocated memory costs a
+  page fault per 4 kB page when first written.
+* At stride 1 it builds "wide rows": each output row is computed ``Wp = W + 2*pw`` positions wide
+  instead of ``OW`` and the ``KW - 1`` extra positions are discarded. Then the block of the column
+  matrix for kernel offset (i, j) is, per image and channel, one *contiguous* slice of the
+  flattened padded image, ``xp_flat[n, c, i*Wp + j : i*Wp + j + OH*Wp]``, so building the matrix
+  (and adding it back in the backward pass) is a few long memory copies instead of many short ones.
+  The extra columns cost ``Wp / OW - 1`` more arithmetic (6 % for a 32x32 image with a 3x3 kernel
+  and padding 1). The backward pass gives them a zero upstream gradient, so they contribute
+  nothing to dw or dx. Any other stride uses the textbook columns.
+* dw is computed as its transpose, ``cols @ dout_matrix.T``, which the BLAS library runs faster
+  than ``dout_matrix @ cols.T`` for these shapes.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -46,10 +60,31 @@ __all__ = [
     "conv2d_forward", "conv2d_backward", "ConvCache", "Conv2d",
 ]
 
-# The backward pass turns the upstream gradient into columns (C*KH*KW rows) a group of images at a
-# time, so that this temporary stays in the processor's cache instead of being as large as the
-# column matrix itself. Groups hold at most this many bytes (at least one image).
-_DCOLS_CHUNK_BYTES = 8 * 2**20
+# The fast path works through the batch a group of images at a time; a group's column matrix holds
+# at most this many bytes (but always at least one image), so that it and the temporaries around
+# it stay in the processor's cache. Measured on the benchmark shapes: 1-2 MB is best.
+_CHUNK_BYTES = 2 * 2**20
+
+# Scratch buffers of the fast path (a group's columns, products, gradients), kept per thread and
+# reused from call to call: fresh memory of a few MB costs a page fault per 4 kB page on first
+# touch, which on the benchmark's machine made up a third of the time of a small convolution.
+# Nothing that a function returns or caches lives here. A buffer larger than _SCRATCH_MAX_BYTES
+# (one huge image can need one) is allocated for the call only, so at most a few times that
+# stays allocated per thread.
+_scratch = threading.local()
+_SCRATCH_MAX_BYTES = 16 * 2**20
+
+
+def _workspace(name: str, size: int, dtype) -> np.ndarray:
+    """A flat scratch array of at least ``size`` elements, reused between calls (per thread)."""
+    if size * np.dtype(dtype).itemsize > _SCRATCH_MAX_BYTES:
+        return np.empty(size, dtype=dtype)
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    key = (name, np.dtype(dtype).str)
+    buf = buffers.get(key)
+    if buf is None or buf.size < size:
+        buf = buffers[key] = np.empty(size, dtype=dtype)
+    return buf
 
 
 # --- sizes and argument checks ------------------------------------------------------------------
@@ -197,14 +232,22 @@ def _window(xp: np.ndarray, i: int, j: int, g: _Geometry, wide: bool) -> np.ndar
     return xp[:, :, i:i + g.sh * (g.OH - 1) + 1:g.sh, j:j + g.sw * (g.OW - 1) + 1:g.sw]  # (N, C, OH, OW)
 
 
-def _fill_columns(xp: np.ndarray, g: _Geometry, wide: bool) -> np.ndarray:
-    """The column matrix (C*KH*KW, N*OH*Q): one strided copy per kernel offset (i, j)."""
-    rows = (g.OH * g.Wp,) if wide else (g.OH, g.OW)
-    cols = np.empty((g.C, g.KH, g.KW, g.N) + rows, dtype=xp.dtype)
+def _fill_columns(xp: np.ndarray, g: _Geometry, wide: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """The column matrix (C*KH*KW, N*OH*Q): one strided copy per kernel offset (i, j).
+
+    ``out``, if given, is a flat buffer of at least that many elements to write into.
+    """
+    shape = (g.C, g.KH, g.KW, g.N) + ((g.OH * g.Wp,) if wide else (g.OH, g.OW))
+    cols = np.empty(shape, dtype=xp.dtype) if out is None else _view(out, shape)
     for i in range(g.KH):
         for j in range(g.KW):
             cols[:, i, j] = _window(xp, i, j, g, wide).swapaxes(0, 1)  # (C, N, ...) <- (N, C, ...)
     return cols.reshape(g.C * g.KH * g.KW, -1)
+
+
+def _view(buffer: np.ndarray, shape) -> np.ndarray:
+    """The first prod(shape) elements of a flat work buffer, as an array of that shape."""
+    return buffer[:int(np.prod(shape))].reshape(shape)
 
 
 def _add_columns(dcols: np.ndarray, dxp: np.ndarray, g: _Geometry, wide: bool) -> None:
@@ -227,7 +270,8 @@ def im2col(x: np.ndarray, kernel_size, stride=1, padding=0) -> np.ndarray:
 
     Memory: the matrix has C*KH*KW rows and N*OH*OW columns, i.e. about KH*KW / (sh*sw) times as
     many numbers as the input (9x for a 3x3 kernel at stride 1; 75 MB in float32 for a batch of 32
-    images of 64 channels at 32x32). That copying, not the arithmetic, is the price of the method.
+    images of 64 channels at 32x32). Writing and reading that much memory, not the arithmetic, is
+    the price of the method, which is why :func:`conv2d_forward` builds it a few images at a time.
 
     Args:
         x: (N, C, H, W) input.
@@ -356,17 +400,36 @@ def conv2d_backward_naive(dout: np.ndarray, cache):
 class ConvCache(NamedTuple):
     """What :func:`conv2d_backward` needs from the forward pass."""
 
-    cols: np.ndarray  # (C*KH*KW, N*OH*Q): the column matrix (Q = OW, or Wp for wide rows)
+    xp: np.ndarray  # (N, C, Hp [+ 1], Wp): the zero-padded input (one spare row for wide rows)
     w: np.ndarray  # (F, C, KH, KW)
     has_bias: bool
     geometry: _Geometry
 
 
-def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, padding=0):
-    """Convolution as one matrix product: out = w.reshape(F, C*KH*KW) @ im2col(x) + b.
+def _image_groups(g: _Geometry, itemsize: int):
+    """Split the batch into groups whose column matrix holds at most ``_CHUNK_BYTES`` (>= 1 image).
 
-    The same map as :func:`conv2d_forward_naive`. The column matrix is built once here and kept
-    in the cache for the backward pass (its memory cost is described in :func:`im2col`).
+    Yields ``(n0, n1, geometry of the group)``; the largest group has ``step`` images.
+    """
+    per_image = g.C * g.KH * g.KW * g.OH * g.Q * itemsize
+    step = max(1, min(g.N, _CHUNK_BYTES // per_image))
+    for n0 in range(0, g.N, step):
+        n1 = min(g.N, n0 + step)
+        yield n0, n1, g._replace(N=n1 - n0)
+
+
+def _group_size(g: _Geometry, itemsize: int) -> int:
+    return next(_image_groups(g, itemsize))[2].N
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, padding=0):
+    """Convolution as a matrix product: out = w.reshape(F, C*KH*KW) @ im2col(x) + b.
+
+    The same map as :func:`conv2d_forward_naive`, computed a group of images at a time: build
+    the group's column matrix, multiply, and copy the product into ``out`` (N, F, OH, OW). Only
+    the padded input is kept for the backward pass, which rebuilds each group's columns: on the
+    benchmark's machine that is faster than writing (and later re-reading) a column matrix of
+    the whole batch, KH*KW times the size of the input, into freshly allocated memory.
 
     Args:
         x: (N, C, H, W) input; w: (F, C, KH, KW) filters; b: (F,) bias or None.
@@ -379,23 +442,32 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, st
             padding, or a kernel larger than the padded input.
     """
     x, w, b, g = _conv_args(x, w, b, stride, padding)
-    cols = _fill_columns(_pad(x, g, spare_row=g.wide), g, g.wide)  # (C*KH*KW, N*OH*Q)
-    prod = w.reshape(g.F, -1) @ cols  # (F, N*OH*Q)
-    rows = prod.reshape(g.F, g.N, g.OH, g.Q)[..., :g.OW].transpose(1, 0, 2, 3)  # (N, F, OH, OW) view
-    out = np.empty((g.N, g.F, g.OH, g.OW), dtype=prod.dtype)
-    if b is None:
-        out[...] = rows
-    else:
-        np.add(rows, b[:, None, None], out=out)
-    return out, ConvCache(cols, w, b is not None, g)
+    xp = _pad(x, g, spare_row=g.wide)  # (N, C, Hp [+ 1], Wp)
+    w_mat = w.reshape(g.F, -1)  # (F, C*KH*KW)
+    out = np.empty((g.N, g.F, g.OH, g.OW), dtype=x.dtype)
+    # scratch buffers for the largest group, reused by every group
+    columns = g.OH * g.Q * _group_size(g, x.itemsize)
+    cols_buf = _workspace("cols", w_mat.shape[1] * columns, x.dtype)
+    prod_buf = _workspace("prod", g.F * columns, x.dtype)
+    for n0, n1, gm in _image_groups(g, x.itemsize):
+        cols = _fill_columns(xp[n0:n1], gm, g.wide, cols_buf)  # (C*KH*KW, m*OH*Q)
+        prod = np.matmul(w_mat, cols, out=_view(prod_buf, (g.F, cols.shape[1])))  # (F, m*OH*Q)
+        rows = prod.reshape(g.F, gm.N, g.OH, g.Q)[..., :g.OW].transpose(1, 0, 2, 3)  # (m, F, OH, OW)
+        if b is None:
+            out[n0:n1] = rows
+        else:
+            np.add(rows, b[:, None, None], out=out[n0:n1])
+    return out, ConvCache(xp, w, b is not None, g)
 
 
 def conv2d_backward(dout: np.ndarray, cache: ConvCache):
-    """Gradients of :func:`conv2d_forward`, as two matrix products and a col2im.
+    """Gradients of :func:`conv2d_forward`: two matrix products and a col2im per group of images.
 
-    With D = dout arranged as an (F, N*OH*OW) matrix and cols the forward's column matrix:
+    With D = dout arranged as an (F, N*OH*OW) matrix and cols = im2col(x):
 
-    * dw = D @ cols.T, reshaped to (F, C, KH, KW)   (every input value times every dout it met);
+    * dw = D @ cols.T, reshaped to (F, C, KH, KW)   (every input value times every dout it met;
+      computed as its transpose cols @ D.T, which the BLAS library runs faster, and summed over
+      the groups of images);
     * dcols = w.reshape(F, -1).T @ D, then dx = col2im(dcols)   (each output's gradient sent back
       to the receptive field it came from, overlapping fields adding up);
     * db = the sum of dout over n, r, s.
@@ -407,28 +479,35 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache):
         ``(dx, dw, db)`` with the shapes of x, w and b (db is None without a bias). Matches
         torch.autograd through ``torch.nn.functional.conv2d``.
     """
-    cols, w, has_bias, g = cache
+    xp, w, has_bias, g = cache
     dout = as_array(dout, "dout")
     check_shape(dout, (g.N, g.F, g.OH, g.OW), "dout")
-    dtype = np.result_type(dout, cols)
+    dtype = np.result_type(dout, xp)
     db = dout.sum(axis=(0, 2, 3)).astype(dtype, copy=False) if has_bias else None  # (F,)
-
-    # dout in the column layout (F, N, OH, Q); the extra positions of wide rows get zero gradient
-    grid = (np.zeros if g.wide else np.empty)((g.F, g.N, g.OH, g.Q), dtype=dtype)
-    grid[..., :g.OW] = dout.transpose(1, 0, 2, 3)
-    grid = grid.reshape(g.F, -1)  # (F, N*OH*Q)
-    dw = (grid @ cols.T).reshape(w.shape)  # (F, C, KH, KW)
-
-    dxp = np.zeros((g.N, g.C, g.Hp + int(g.wide), g.Wp), dtype=dtype)
-    w_t = w.reshape(g.F, -1).T  # (C*KH*KW, F)
-    per_image = g.OH * g.Q
-    step = max(1, _DCOLS_CHUNK_BYTES // (w_t.shape[0] * per_image * dxp.itemsize))
-    for n0 in range(0, g.N, step):
-        n1 = min(g.N, n0 + step)
-        dcols = w_t @ grid[:, n0 * per_image:n1 * per_image]  # (C*KH*KW, (n1-n0)*OH*Q)
-        _add_columns(dcols, dxp[n0:n1], g, g.wide)
-    dx = dxp[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W].copy()  # (N, C, H, W)
-    return dx, dw, db
+    w_t = w.reshape(g.F, -1).T.astype(dtype, copy=False)  # (C*KH*KW, F)
+    dw_t = np.zeros(w_t.shape, dtype=dtype)  # (C*KH*KW, F)
+    dw_part = _view(_workspace("dw", w_t.size, dtype), w_t.shape)
+    dx = np.empty((g.N, g.C, g.H, g.W), dtype=dtype)
+    # scratch buffers for the largest group, reused by every group
+    columns = g.OH * g.Q * _group_size(g, xp.itemsize)
+    cols_buf = _workspace("cols", w_t.shape[0] * columns, xp.dtype)
+    dcols_buf = _workspace("dcols", w_t.shape[0] * columns, dtype)
+    grid_buf = _workspace("grid", g.F * columns, dtype)
+    dxp_buf = _workspace("dxp", columns // (g.OH * g.Q) * g.C * xp.shape[2] * xp.shape[3], dtype)
+    for n0, n1, gm in _image_groups(g, xp.itemsize):
+        cols = _fill_columns(xp[n0:n1], gm, g.wide, cols_buf)  # (C*KH*KW, m*OH*Q), rebuilt
+        # dout in the column layout (F, m, OH, Q); the extra positions of wide rows get zero gradient
+        grid = _view(grid_buf, (g.F, gm.N, g.OH, g.Q))
+        grid[..., :g.OW] = dout[n0:n1].transpose(1, 0, 2, 3)
+        grid[..., g.OW:] = 0.0
+        grid = grid.reshape(g.F, -1)  # (F, m*OH*Q)
+        dw_t += np.matmul(cols, grid.T, out=dw_part)  # (C*KH*KW, F)
+        dcols = np.matmul(w_t, grid, out=_view(dcols_buf, cols.shape))  # (C*KH*KW, m*OH*Q)
+        dxp = _view(dxp_buf, (gm.N, g.C) + xp.shape[2:])  # (m, C, Hp [+ 1], Wp)
+        dxp.fill(0.0)
+        _add_columns(dcols, dxp, gm, g.wide)
+        dx[n0:n1] = dxp[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W]
+    return dx, dw_t.T.reshape(w.shape), db  # dw (F, C, KH, KW)
 
 
 # --- layer ------------------------------------------------------------------------------------
