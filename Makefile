@@ -13,7 +13,7 @@ MATHJAX_STAMP   := _vendor/.mathjax-$(MATHJAX_VERSION)
 # The browser test drives Debian's Chromium; `make test` installs it with apt-get when missing.
 CHROMIUM        ?= /usr/bin/chromium
 
-.PHONY: book test unit nbval browser chromium lab lock notebooks clean help
+.PHONY: book test unit nbval browser chromium lab lock notebooks bench clean help
 
 help:
 	@echo "make book       build the HTML book into _build/html"
@@ -21,6 +21,7 @@ help:
 	@echo "make lab        open the notebooks in JupyterLab with the .venv kernel"
 	@echo "make notebooks  re-execute every chapter notebook in place (after changing src/dlbook)"
 	@echo "make lock       regenerate requirements-lock.txt from requirements.in"
+	@echo "make bench      time dlbook's convolution (forward + backward) against PyTorch's"
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +65,10 @@ lab: $(STAMP)
 
 notebooks: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py chapters
+
+# A benchmark, not a test: prints a table (dlbook vs torch, float32), never fails on slow timings.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_conv.py
 
 lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

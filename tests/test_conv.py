@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import io
+from contextlib import redirect_stdout
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -335,3 +340,18 @@ def test_layer_rejects_bad_arguments(rng):
     with pytest.raises(RuntimeError, match="backward called before forward"):
         Conv2d(1, 2, 3, rng=rng).backward(np.zeros((1, 2, 3, 3)))
 
+
+# --- the benchmark script runs ------------------------------------------------------------------------
+
+def test_benchmark_script_runs_in_quick_mode():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_conv.py"
+    spec = importlib.util.spec_from_file_location("bench_conv", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert bench.main(["--quick", "--shape", "2,3,8,8,4,3,1", "--shape", "1,2,5,6,3,2,0"]) == 0
+    text = buffer.getvalue()
+    assert "torch threads:" in text and "numpy" in text
+    for shape in ((2, 3, 8, 8, 4, 3, 1), (1, 2, 5, 6, 3, 2, 0)):
+        assert f"{shape}: dlbook fwd+bwd is" in text

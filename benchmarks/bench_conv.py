@@ -1,0 +1,189 @@
+"""Time dlbook's convolution (forward + backward) against PyTorch's, in float32 on the CPU.
+
+    .venv/bin/python benchmarks/bench_conv.py            # the full run (`make bench`)
+    .venv/bin/python benchmarks/bench_conv.py --quick    # a few repetitions: a smoke test
+
+For each shape (N, C, H, W, F, K, pad), stride 1, both libraries run in this one process, on the
+same float32 data, interleaved: every round times dlbook forward, torch forward, dlbook forward +
+backward and torch forward + backward, alternating which library goes first, so that load from
+other processes on the machine hits both alike. The table reports the median over rounds.
+
+* dlbook: ``conv2d_forward`` then ``conv2d_backward`` (dx, dw, db).
+* torch: ``torch.nn.functional.conv2d`` then ``out.backward(dout)`` through autograd (dx, dw, db).
+
+GFLOP/s counts the nominal work, 2*N*F*OH*OW*C*K*K floating-point operations for the forward pass
+and twice that for the backward pass (dx and dw), whatever each library actually does.
+
+Before timing, each shape's results are compared with torch's (float32 tolerances), so the
+benchmark never times a wrong answer. This is a benchmark, not a test: it prints, it does not
+fail on slow timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import dlbook
+from dlbook.conv import conv2d_backward, conv2d_forward
+
+SHAPES = [  # (N, C, H, W, F, K, pad), stride 1
+    (64, 16, 16, 16, 32, 3, 1),
+    (32, 64, 32, 32, 64, 3, 1),
+]
+TARGET_RATIO = 2.0
+
+
+def environment() -> str:
+    """Versions, threads and load: what the timings depend on."""
+    lines = [f"dlbook {dlbook.__version__} | python {platform.python_version()} | numpy {np.__version__} | "
+             f"torch {torch.__version__}"]
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [f"{i['internal_api']} {i.get('version')}, threads: {i['num_threads']}"
+                for i in threadpool_info() if i.get("user_api") == "blas"]
+        lines.append("numpy BLAS: " + (", ".join(blas) or "unknown"))
+    except ImportError:
+        lines.append("numpy BLAS: threadpoolctl not installed")
+    lines.append(f"torch threads: {torch.get_num_threads()} | torch mkldnn: "
+                 f"{torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled} | "
+                 f"CPUs: {os.cpu_count()} | load average (1, 5, 15 min): "
+                 + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+    return "\n".join(lines)
+
+
+def make_problem(shape, seed: int = 0):
+    """float32 inputs for one shape, as numpy arrays and as torch tensors sharing their memory."""
+    n, c, h, w, f, k, pad = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+    wt = (rng.standard_normal((f, c, k, k), dtype=np.float32) / np.sqrt(c * k * k)).astype(np.float32)
+    b = rng.standard_normal(f, dtype=np.float32)
+    oh, ow = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+    dout = rng.standard_normal((n, f, oh, ow), dtype=np.float32)
+    return x, wt, b, dout
+
+
+def check_agreement(shape) -> float:
+    """Largest |dlbook - torch| relative to the torch value's scale, over out, dx, dw, db."""
+    *_, pad = shape
+    x, w, b, dout = make_problem(shape)
+    out, cache = conv2d_forward(x, w, b, 1, pad)
+    dx, dw, db = conv2d_backward(dout, cache)
+    xt, wt, bt = (torch.from_numpy(a).requires_grad_(True) for a in (x, w, b))
+    out_t = F.conv2d(xt, wt, bt, padding=pad)
+    out_t.backward(torch.from_numpy(dout))
+    worst = 0.0
+    for ours, ref in ((out, out_t.detach()), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)):
+        ref = ref.numpy()
+        assert ours.dtype == np.float32, f"dlbook returned {ours.dtype}, expected float32"
+        worst = max(worst, float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref))))
+    if worst > 1e-4:
+        raise SystemExit(f"dlbook and torch disagree at {shape}: relative error {worst:.1e}")
+    return worst
+
+
+def time_shape(shape, rounds: int, warmup: int) -> dict[str, list[float]]:
+    """Interleaved timings in seconds: {'dlbook fwd', 'torch fwd', 'dlbook fwd+bwd', 'torch fwd+bwd'}."""
+    *_, pad = shape
+    x, w, b, dout = make_problem(shape)
+    xt, wt, bt = (torch.from_numpy(a).requires_grad_(True) for a in (x, w, b))
+    dout_t = torch.from_numpy(dout)
+
+    def ours_fwd():
+        conv2d_forward(x, w, b, 1, pad)
+
+    def ours_fwd_bwd():
+        out, cache = conv2d_forward(x, w, b, 1, pad)
+        conv2d_backward(dout, cache)
+
+    def torch_fwd():
+        with torch.no_grad():
+            F.conv2d(xt, wt, bt, padding=pad)
+
+    def torch_fwd_bwd():
+        xt.grad = wt.grad = bt.grad = None
+        F.conv2d(xt, wt, bt, padding=pad).backward(dout_t)
+
+    pairs = [("dlbook fwd", ours_fwd, "torch fwd", torch_fwd),
+             ("dlbook fwd+bwd", ours_fwd_bwd, "torch fwd+bwd", torch_fwd_bwd)]
+    times: dict[str, list[float]] = {name: [] for p in pairs for name in (p[0], p[2])}
+    for r in range(warmup + rounds):
+        for name_a, fn_a, name_b, fn_b in pairs:
+            order = [(name_a, fn_a), (name_b, fn_b)]
+            if r % 2:
+                order.reverse()
+            for name, fn in order:
+                start = time.perf_counter()
+                fn()
+                elapsed = time.perf_counter() - start
+                if r >= warmup:
+                    times[name].append(elapsed)
+    return times
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 rounds after 1 warm-up round (a smoke test)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per shape (default 25)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="limit both numpy's BLAS and torch to this many threads (default: their own defaults)")
+    parser.add_argument("--shape", action="append", default=None, metavar="N,C,H,W,F,K,PAD",
+                        help="time this shape instead of the default ones (repeatable)")
+    args = parser.parse_args(argv)
+    shapes = SHAPES
+    if args.shape:
+        try:
+            shapes = [tuple(int(v) for v in s.split(",")) for s in args.shape]
+        except ValueError:
+            parser.error(f"--shape: expected seven comma-separated ints, got {args.shape}")
+        if any(len(s) != 7 for s in shapes):
+            parser.error(f"--shape: expected seven comma-separated ints N,C,H,W,F,K,PAD, got {args.shape}")
+    rounds = args.rounds or (3 if args.quick else 25)
+    warmup = 1 if args.quick else 3
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads: expected a positive int, got {args.threads}")
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
+        threadpool_limits(args.threads, user_api="blas")
+        torch.set_num_threads(args.threads)
+
+    print(environment())
+    print(f"float32, stride 1, median of {rounds} interleaved rounds after {warmup} warm-up round(s); "
+          f"ratio = dlbook time / torch time (target: fwd+bwd ratio <= {TARGET_RATIO:g})\n")
+    header = (f"{'(N, C, H, W, F, K, pad)':<28} {'pass':<8} {'dlbook ms':>10} {'torch ms':>10} "
+              f"{'dlbook GF/s':>12} {'torch GF/s':>11} {'ratio':>6}  {'spread':>13}")
+    print(header)
+    print("-" * len(header))
+    verdicts = []
+    for shape in shapes:
+        n, c, h, w, f, k, pad = shape
+        check_agreement(shape)
+        flops_fwd = 2.0 * n * f * (h + 2 * pad - k + 1) * (w + 2 * pad - k + 1) * c * k * k
+        times = time_shape(shape, rounds, warmup)
+        for kind, flops in (("fwd", flops_fwd), ("fwd+bwd", 3 * flops_fwd)):
+            ours = statistics.median(times[f"dlbook {kind}"])
+            ref = statistics.median(times[f"torch {kind}"])
+            q = statistics.quantiles(times[f"dlbook {kind}"], n=4) if rounds >= 4 else None
+            spread = f"{q[0] * 1e3:.1f}-{q[2] * 1e3:.1f} ms" if q else "-"
+            print(f"{str(shape):<28} {kind:<8} {ours * 1e3:>10.2f} {ref * 1e3:>10.2f} "
+                  f"{flops / ours / 1e9:>12.1f} {flops / ref / 1e9:>11.1f} {ours / ref:>6.2f}  {spread:>13}")
+            if kind == "fwd+bwd":
+                verdicts.append((shape, ours / ref))
+    print("\nspread: interquartile range of dlbook's times over the rounds (other load on the machine widens it)")
+    for shape, ratio in verdicts:
+        verdict = "within" if ratio <= TARGET_RATIO else "NOT within"
+        print(f"{shape}: dlbook fwd+bwd is {ratio:.2f}x torch's time, {verdict} the {TARGET_RATIO:g}x target")
+    print("load average at the end: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
