@@ -4,9 +4,19 @@
     .venv/bin/python benchmarks/bench_conv.py --quick    # a few repetitions: a smoke test
 
 For each shape (N, C, H, W, F, K, pad), stride 1, both libraries run in this one process, on the
-same float32 data, interleaved: every round times dlbook forward, torch forward, dlbook forward +
-backward and torch forward + backward, alternating which library goes first, so that load from
-other processes on the machine hits both alike. The table reports the median over rounds.
+same float32 data, interleaved in short blocks: every round runs dlbook forward, torch forward,
+dlbook forward + backward and torch forward + backward, each as a block of UNTIMED + BLOCK calls,
+alternating which library goes first, so that load from other processes on the machine hits
+both alike. The table reports the median over all timed calls.
+
+Each block starts with a pause of PAUSE seconds and UNTIMED untimed calls. Both libraries keep a
+pool of worker threads that stay busy-waiting for a while after each call (OpenBLAS's under numpy
+for about 0.1 s, OpenMP's under torch); without the pause they compete for the two cores with the
+other library's threads, and the first calls after a switch pay for waking threads and refilling
+caches (torch needs a few calls to reach its steady speed). Measured here, these effects made one
+library or the other several times slower, depending on which ran before (torch's forward pass at
+the first shape went from 1 ms to 6 ms right after dlbook's calls). A training loop calls one
+library over and over, which is what the timed calls measure.
 
 * dlbook: ``conv2d_forward`` then ``conv2d_backward`` (dx, dw, db).
 * torch: ``torch.nn.functional.conv2d`` then ``out.backward(dout)`` through autograd (dx, dw, db).
@@ -39,6 +49,9 @@ SHAPES = [  # (N, C, H, W, F, K, pad), stride 1
     (32, 64, 32, 32, 64, 3, 1),
 ]
 TARGET_RATIO = 2.0
+UNTIMED = 2  # calls at the start of each block that are not timed
+BLOCK = 5  # timed calls per block
+PAUSE = 0.3  # seconds of sleep before each block
 
 
 def environment() -> str:
@@ -90,7 +103,7 @@ def check_agreement(shape) -> float:
     return worst
 
 
-def time_shape(shape, rounds: int, warmup: int) -> dict[str, list[float]]:
+def time_shape(shape, rounds: int, warmup: int, pause: float = PAUSE) -> dict[str, list[float]]:
     """Interleaved timings in seconds: {'dlbook fwd', 'torch fwd', 'dlbook fwd+bwd', 'torch fwd+bwd'}."""
     *_, pad = shape
     x, w, b, dout = make_problem(shape)
@@ -121,18 +134,22 @@ def time_shape(shape, rounds: int, warmup: int) -> dict[str, list[float]]:
             if r % 2:
                 order.reverse()
             for name, fn in order:
-                start = time.perf_counter()
-                fn()
-                elapsed = time.perf_counter() - start
-                if r >= warmup:
-                    times[name].append(elapsed)
+                time.sleep(pause)  # let the other library's worker threads go idle (module docstring)
+                for _ in range(UNTIMED):  # the first calls after switching libraries are not timed
+                    fn()
+                for _ in range(BLOCK):
+                    start = time.perf_counter()
+                    fn()
+                    elapsed = time.perf_counter() - start
+                    if r >= warmup:
+                        times[name].append(elapsed)
     return times
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 rounds after 1 warm-up round (a smoke test)")
-    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per shape (default 25)")
+    parser.add_argument("--quick", action="store_true", help="1 round, no warm-up round, no pauses (a smoke test)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per shape (default 7)")
     parser.add_argument("--threads", type=int, default=None,
                         help="limit both numpy's BLAS and torch to this many threads (default: their own defaults)")
     parser.add_argument("--shape", action="append", default=None, metavar="N,C,H,W,F,K,PAD",
@@ -146,8 +163,9 @@ def main(argv=None) -> int:
             parser.error(f"--shape: expected seven comma-separated ints, got {args.shape}")
         if any(len(s) != 7 for s in shapes):
             parser.error(f"--shape: expected seven comma-separated ints N,C,H,W,F,K,PAD, got {args.shape}")
-    rounds = args.rounds or (3 if args.quick else 25)
-    warmup = 1 if args.quick else 3
+    rounds = args.rounds or (1 if args.quick else 7)
+    warmup = 0 if args.quick else 2
+    pause = 0.0 if args.quick else PAUSE
     if args.threads is not None:
         if args.threads < 1:
             parser.error(f"--threads: expected a positive int, got {args.threads}")
@@ -156,7 +174,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
 
     print(environment())
-    print(f"float32, stride 1, median of {rounds} interleaved rounds after {warmup} warm-up round(s); "
+    print(f"float32, stride 1, {rounds} interleaved rounds after {warmup} warm-up round(s); each round, "
+          f"per library and pass: {pause:g} s pause, {UNTIMED} untimed calls, {BLOCK} timed calls; medians; "
           f"ratio = dlbook time / torch time (target: fwd+bwd ratio <= {TARGET_RATIO:g})\n")
     header = (f"{'(N, C, H, W, F, K, pad)':<28} {'pass':<8} {'dlbook ms':>10} {'torch ms':>10} "
               f"{'dlbook GF/s':>12} {'torch GF/s':>11} {'ratio':>6}  {'spread':>13}")
@@ -167,17 +186,17 @@ def main(argv=None) -> int:
         n, c, h, w, f, k, pad = shape
         check_agreement(shape)
         flops_fwd = 2.0 * n * f * (h + 2 * pad - k + 1) * (w + 2 * pad - k + 1) * c * k * k
-        times = time_shape(shape, rounds, warmup)
+        times = time_shape(shape, rounds, warmup, pause)
         for kind, flops in (("fwd", flops_fwd), ("fwd+bwd", 3 * flops_fwd)):
             ours = statistics.median(times[f"dlbook {kind}"])
             ref = statistics.median(times[f"torch {kind}"])
-            q = statistics.quantiles(times[f"dlbook {kind}"], n=4) if rounds >= 4 else None
+            q = statistics.quantiles(times[f"dlbook {kind}"], n=4) if len(times[f"dlbook {kind}"]) >= 4 else None
             spread = f"{q[0] * 1e3:.1f}-{q[2] * 1e3:.1f} ms" if q else "-"
             print(f"{str(shape):<28} {kind:<8} {ours * 1e3:>10.2f} {ref * 1e3:>10.2f} "
                   f"{flops / ours / 1e9:>12.1f} {flops / ref / 1e9:>11.1f} {ours / ref:>6.2f}  {spread:>13}")
             if kind == "fwd+bwd":
                 verdicts.append((shape, ours / ref))
-    print("\nspread: interquartile range of dlbook's times over the rounds (other load on the machine widens it)")
+    print("\nspread: interquartile range of dlbook's times (other load on the machine widens it)")
     for shape, ratio in verdicts:
         verdict = "within" if ratio <= TARGET_RATIO else "NOT within"
         print(f"{shape}: dlbook fwd+bwd is {ratio:.2f}x torch's time, {verdict} the {TARGET_RATIO:g}x target")

@@ -232,16 +232,34 @@ def _window(xp: np.ndarray, i: int, j: int, g: _Geometry, wide: bool) -> np.ndar
     return xp[:, :, i:i + g.sh * (g.OH - 1) + 1:g.sh, j:j + g.sw * (g.OW - 1) + 1:g.sw]  # (N, C, OH, OW)
 
 
+def _all_windows(xp: np.ndarray, g: _Geometry, wide: bool) -> np.ndarray:
+    """Every receptive field of ``xp`` (N, C, R, Wp), as a read-only strided view (no copy).
+
+    Shape (C, KH, KW, N, OH, OW) with [c, i, j, n, r, s] = xp[n, c, r*sh + i, s*sw + j]: the
+    column matrix before it is copied into contiguous memory. For wide rows (stride 1) the last
+    two axes are one, (OH*Wp,), the contiguous slice described in :func:`_window`.
+    """
+    if not xp.flags.c_contiguous:
+        xp = np.ascontiguousarray(xp)
+    n, c, rows, width = xp.shape
+    e = xp.itemsize
+    plane = rows * width * e  # bytes from one channel to the next
+    head = (c, g.KH, g.KW, n)
+    strides = (plane, width * e, e, c * plane)
+    if wide:
+        return np.lib.stride_tricks.as_strided(xp, head + (g.OH * width,), strides + (e,), writeable=False)
+    return np.lib.stride_tricks.as_strided(xp, head + (g.OH, g.OW), strides + (g.sh * width * e, g.sw * e),
+                                           writeable=False)
+
+
 def _fill_columns(xp: np.ndarray, g: _Geometry, wide: bool, out: np.ndarray | None = None) -> np.ndarray:
-    """The column matrix (C*KH*KW, N*OH*Q): one strided copy per kernel offset (i, j).
+    """The column matrix (C*KH*KW, N*OH*Q): one strided copy of :func:`_all_windows`.
 
     ``out``, if given, is a flat buffer of at least that many elements to write into.
     """
-    shape = (g.C, g.KH, g.KW, g.N) + ((g.OH * g.Wp,) if wide else (g.OH, g.OW))
-    cols = np.empty(shape, dtype=xp.dtype) if out is None else _view(out, shape)
-    for i in range(g.KH):
-        for j in range(g.KW):
-            cols[:, i, j] = _window(xp, i, j, g, wide).swapaxes(0, 1)  # (C, N, ...) <- (N, C, ...)
+    windows = _all_windows(xp, g, wide)  # (C, KH, KW, N, ...) view
+    cols = np.empty(windows.shape, dtype=xp.dtype) if out is None else _view(out, windows.shape)
+    np.copyto(cols, windows)
     return cols.reshape(g.C * g.KH * g.KW, -1)
 
 
