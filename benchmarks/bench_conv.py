@@ -103,8 +103,13 @@ def check_agreement(shape) -> float:
     return worst
 
 
-def time_shape(shape, rounds: int, warmup: int, pause: float = PAUSE) -> dict[str, list[float]]:
-    """Interleaved timings in seconds: {'dlbook fwd', 'torch fwd', 'dlbook fwd+bwd', 'torch fwd+bwd'}."""
+def time_shape(shape, rounds: int, warmup: int, pause: float = PAUSE, untimed: int = UNTIMED,
+               block: int = BLOCK) -> dict[str, list[float]]:
+    """Interleaved timings in seconds: {'dlbook fwd', 'torch fwd', 'dlbook fwd+bwd', 'torch fwd+bwd'}.
+
+    Each of ``warmup + rounds`` rounds runs, for each pass and library, ``pause`` seconds of sleep,
+    ``untimed`` calls and ``block`` timed calls (the timings of warm-up rounds are dropped).
+    """
     *_, pad = shape
     x, w, b, dout = make_problem(shape)
     xt, wt, bt = (torch.from_numpy(a).requires_grad_(True) for a in (x, w, b))
@@ -135,9 +140,9 @@ def time_shape(shape, rounds: int, warmup: int, pause: float = PAUSE) -> dict[st
                 order.reverse()
             for name, fn in order:
                 time.sleep(pause)  # let the other library's worker threads go idle (module docstring)
-                for _ in range(UNTIMED):  # the first calls after switching libraries are not timed
+                for _ in range(untimed):  # the first calls after switching libraries are not timed
                     fn()
-                for _ in range(BLOCK):
+                for _ in range(block):
                     start = time.perf_counter()
                     fn()
                     elapsed = time.perf_counter() - start
