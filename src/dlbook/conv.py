@@ -67,7 +67,7 @@ _CHUNK_BYTES = 2 * 2**20
 
 # Scratch buffers of the fast path (a group's columns, products, gradients), kept per thread and
 # reused from call to call: fresh memory of a few MB costs a page fault per 4 kB page on first
-# touch, which on the benchmark's machine made up a third of the time of a small convolution.
+# touch, which on the benchmark's machine made up to a third of the time of a small convolution.
 # Nothing that a function returns or caches lives here. A buffer larger than _SCRATCH_MAX_BYTES
 # (one huge image can need one) is allocated for the call only, so at most a few times that
 # stays allocated per thread.
@@ -427,7 +427,7 @@ class ConvCache(NamedTuple):
 def _image_groups(g: _Geometry, itemsize: int):
     """Split the batch into groups whose column matrix holds at most ``_CHUNK_BYTES`` (>= 1 image).
 
-    Yields ``(n0, n1, geometry of the group)``; the largest group has ``step`` images.
+    Yields ``(n0, n1, geometry of the group)``; every group but the last has the same size.
     """
     per_image = g.C * g.KH * g.KW * g.OH * g.Q * itemsize
     step = max(1, min(g.N, _CHUNK_BYTES // per_image))
@@ -437,6 +437,7 @@ def _image_groups(g: _Geometry, itemsize: int):
 
 
 def _group_size(g: _Geometry, itemsize: int) -> int:
+    """Images in the largest group (the first) of :func:`_image_groups`."""
     return next(_image_groups(g, itemsize))[2].N
 
 
