@@ -241,6 +241,10 @@ def _neutralise_magics(source):
 
 
 def run_cells(cells, namespace, report):
+    """Execute the notebook's code cells in order in ``namespace``, as "Run All" with errors allowed.
+
+    A cell that raises is reported and the next one runs; ``sys.exit`` stops the cells there.
+    """
     for index, source in enumerate(cells):
         name = f"<cell {index}>"
         source = _neutralise_magics(source)
@@ -270,6 +274,11 @@ def _to_arrays(value, np, max_elements):
 
 
 def run_probes(probes, namespace, inputs, outdir, report, np, max_elements):
+    """Call each question's probe on its hidden inputs and save the numeric results as ``.npz``.
+
+    Only arrays of numbers leave the sandbox (written to a temporary name, then renamed); a probe
+    that raises or exits is reported as a ``probe_error`` event instead.
+    """
     for spec in probes:
         question, probe = spec["question"], spec["probe"]
         name = f"<probe {question}/{probe}>"
@@ -294,6 +303,7 @@ def run_probes(probes, namespace, inputs, outdir, report, np, max_elements):
 
 
 def main():
+    """Entry point inside the sandbox: read ``sandbox.json`` from the work folder, run cells, then probes."""
     workdir = os.path.abspath(sys.argv[1])
     with open(os.path.join(workdir, "sandbox.json"), encoding="utf-8") as f:
         config = json.load(f)
