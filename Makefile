@@ -13,7 +13,7 @@ MATHJAX_STAMP   := _vendor/.mathjax-$(MATHJAX_VERSION)
 # The browser test drives Debian's Chromium; `make test` installs it with apt-get when missing.
 CHROMIUM        ?= /usr/bin/chromium
 
-.PHONY: book test unit nbval browser chromium lab lock notebooks bench clean help
+.PHONY: book test unit nbval browser chromium lab lock notebooks bench grade clean help
 
 help:
 	@echo "make book       build the HTML book into _build/html"
@@ -21,7 +21,9 @@ help:
 	@echo "make lab        open the notebooks in JupyterLab with the .venv kernel"
 	@echo "make notebooks  re-execute every chapter notebook in place (after changing src/dlbook)"
 	@echo "make lock       regenerate requirements-lock.txt from requirements.in"
-	@echo "make bench      time dlbook's convolution (forward + backward) against PyTorch's"
+	@echo "make bench      time dlbook's convolution (forward + backward) against PyTorch's, and the grader"
+	@echo "make grade EXERCISE=ch3-conv2d SUBMISSIONS=dir/ [OUT=grading-out] [JOBS=2]"
+	@echo "                grade a folder of student notebooks (see exercises/README.md)"
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +71,16 @@ notebooks: $(STAMP)
 # A benchmark, not a test: prints a table (dlbook vs torch, float32), never fails on slow timings.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_conv.py
+	$(BIN)/python benchmarks/bench_grader.py
+
+# Grade a folder of submissions: writes $(OUT)/gradebook.csv and one JSON of feedback per notebook.
+OUT  ?= grading-out
+JOBS ?= 2
+grade: $(STAMP)
+	@test -n "$(EXERCISE)" -a -n "$(SUBMISSIONS)" || \
+	  { echo "usage: make grade EXERCISE=<id> SUBMISSIONS=<notebooks or folders> [OUT=grading-out] [JOBS=2]"; \
+	    $(BIN)/dlbook exercises; exit 2; }
+	$(BIN)/dlbook grade $(EXERCISE) $(SUBMISSIONS) --out $(OUT) --jobs $(JOBS)
 
 lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
