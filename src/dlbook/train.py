@@ -85,7 +85,7 @@ def fit(model: Module, optimizer, X_train: np.ndarray, y_train: np.ndarray, *, e
         raise ValueError("X_val, y_val: give both or neither")
     history = History()
     bar = tqdm(range(epochs), desc=desc, disable=not progress, file=sys.stderr, ascii=True,
-               mininterval=0.5, dynamic_ncols=False, ncols=90)
+               mininterval=0.5, dynamic_ncols=False, ncols=120)
     for _ in bar:
         model.train()
         for xb, yb in iterate_minibatches(X_train, y_train, batch_size, rng=rng):
