@@ -62,8 +62,10 @@ chromium:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || true
 	@test -x $(CHROMIUM) || echo "Chromium is missing: install it with 'sudo apt-get install chromium' (the browser test fails without it)"
 
+# JupyterLab from .venv: its default python3 kernel is the .venv interpreter, with dlbook installed.
+# (Jupyter refuses to run as root without --allow-root; containers often run as root.)
 lab: $(STAMP)
-	$(BIN)/jupyter lab chapters
+	$(BIN)/jupyter lab chapters $(LAB_ARGS) $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 notebooks: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py chapters
