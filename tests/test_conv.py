@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import dlbook._parallel as dlbook_parallel
 import dlbook.conv as conv_module
 from conftest import TIGHT, torch_forward_backward
 from dlbook.conv import (Conv2d, col2im, conv2d_backward, conv2d_backward_naive, conv2d_forward,
@@ -115,6 +116,32 @@ def test_groups_of_images_give_the_same_result(rng, monkeypatch):
             results.append((out,) + conv2d_backward(dout, cache))
         for one_by_one, whole in zip(*results):
             np.testing.assert_allclose(one_by_one, whole, **TIGHT)
+
+
+@pytest.mark.skipif(dlbook_parallel._find_openblas() is None, reason="needs numpy's bundled OpenBLAS")
+@pytest.mark.parametrize("stride, padding, bias", [(1, 1, True), (1, (0, 2), False), ((2, 1), 1, True)])
+def test_threads_give_the_same_result_as_one_thread_and_torch(stride, padding, bias, rng, monkeypatch):
+    # The groups of images shared out between worker threads (three here, whatever the machine
+    # has, one image per group): the same numbers as one thread, and as torch, in float64.
+    x, w = rng.standard_normal((7, 3, 6, 5)), rng.standard_normal((4, 3, 3, 2))
+    b = rng.standard_normal(4) if bias else None
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(dlbook_parallel, "MIN_WORK", 0)
+    results = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(dlbook_parallel, "available_threads", lambda threads=threads: threads)
+        out, cache = conv2d_forward(x, w, b, stride, padding)
+        dout = np.linspace(-1, 1, out.size).reshape(out.shape)
+        results[threads] = (out,) + conv2d_backward(dout, cache)
+    inputs = {"x": x, "w": w} | ({"b": b} if bias else {})
+    ref_out, ref = torch_forward_backward(torch_conv(stride, padding), inputs, dout)
+    for name, ours, one, theirs in zip(("out", "dx", "dw", "db"), results[3], results[1],
+                                       (ref_out, ref["x"], ref["w"], ref.get("b"))):
+        if theirs is None:
+            assert ours is None and one is None
+            continue
+        np.testing.assert_allclose(ours, one, **TIGHT, err_msg=name)
+        np.testing.assert_allclose(ours, theirs, **TIGHT, err_msg=name)
 
 
 # --- the sources' worked numbers -------------------------------------------------------------

@@ -30,6 +30,10 @@ the BLAS library's peak and the time goes into the memory copies around them):
   rather than keeping a whole-batch column matrix (KH*KW times the size of the input) from the
   forward pass: copying within the cache is cheaper than writing and re-reading that matrix in
   main memory.
+* On a machine with several cores the groups are shared out between worker threads, one per
+  core, each doing its own copies and its own matrix products on one core
+  (:mod:`dlbook._parallel`; numpy's BLAS library is held to one thread meanwhile). Otherwise
+  numpy would run the products on all cores but every copy on one, leaving the others idle.
 * Scratch buffers are reused from call to call (per thread): freshly allocated memory costs a
   page fault per 4 kB page when first written.
 * At stride 1 it builds "wide rows": each output row is computed ``Wp = W + 2*pw`` positions wide
@@ -40,17 +44,23 @@ the BLAS library's peak and the time goes into the memory copies around them):
   The extra columns cost ``Wp / OW - 1`` more arithmetic (6 % for a 32x32 image with a 3x3 kernel
   and padding 1). The backward pass gives them a zero upstream gradient, so they contribute
   nothing to dw or dx. Any other stride uses the textbook columns.
+* The bias rides along in the matrix products: it is one more column of the weight matrix,
+  against a row of ones appended to the columns, so the forward product already holds
+  ``w @ cols + b``, and in the backward pass the same row of ones turns one more row of the dw
+  product into db. That saves a pass over the output and one over dout.
 * dw is computed as its transpose, ``cols @ dout_matrix.T``, which the BLAS library runs faster
   than ``dout_matrix @ cols.T`` for these shapes.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import NamedTuple
 
 import numpy as np
 
+from dlbook import _parallel
 from dlbook._validate import as_array, check_ndim, check_shape, pair
 from dlbook.module import Module
 
@@ -77,10 +87,11 @@ _SCRATCH_MAX_BYTES = 16 * 2**20
 
 def _workspace(name: str, size: int, dtype) -> np.ndarray:
     """A flat scratch array of at least ``size`` elements, reused between calls (per thread)."""
-    if size * np.dtype(dtype).itemsize > _SCRATCH_MAX_BYTES:
+    dtype = np.dtype(dtype)
+    if size * dtype.itemsize > _SCRATCH_MAX_BYTES:
         return np.empty(size, dtype=dtype)
     buffers = _scratch.__dict__.setdefault("buffers", {})
-    key = (name, np.dtype(dtype).str)
+    key = (name, dtype)
     buf = buffers.get(key)
     if buf is None or buf.size < size:
         buf = buffers[key] = np.empty(size, dtype=dtype)
@@ -247,9 +258,13 @@ def _all_windows(xp: np.ndarray, g: _Geometry, wide: bool) -> np.ndarray:
     head = (c, g.KH, g.KW, n)
     strides = (plane, width * e, e, c * plane)
     if wide:
-        return np.lib.stride_tricks.as_strided(xp, head + (g.OH * width,), strides + (e,), writeable=False)
-    return np.lib.stride_tricks.as_strided(xp, head + (g.OH, g.OW), strides + (g.sh * width * e, g.sw * e),
-                                           writeable=False)
+        shape, strides = head + (g.OH * width,), strides + (e,)
+    else:
+        shape, strides = head + (g.OH, g.OW), strides + (g.sh * width * e, g.sw * e)
+    # np.ndarray over xp's memory checks the view stays inside it (like as_strided, but faster)
+    windows = np.ndarray(shape, xp.dtype, xp, 0, strides)
+    windows.flags.writeable = False
+    return windows
 
 
 def _fill_columns(xp: np.ndarray, g: _Geometry, wide: bool, out: np.ndarray | None = None) -> np.ndarray:
@@ -265,7 +280,7 @@ def _fill_columns(xp: np.ndarray, g: _Geometry, wide: bool, out: np.ndarray | No
 
 def _view(buffer: np.ndarray, shape) -> np.ndarray:
     """The first prod(shape) elements of a flat work buffer, as an array of that shape."""
-    return buffer[:int(np.prod(shape))].reshape(shape)
+    return buffer[:math.prod(shape)].reshape(shape)
 
 
 def _add_columns(dcols: np.ndarray, dxp: np.ndarray, g: _Geometry, wide: bool) -> None:
@@ -424,31 +439,81 @@ class ConvCache(NamedTuple):
     geometry: _Geometry
 
 
-def _image_groups(g: _Geometry, itemsize: int):
-    """Split the batch into groups whose column matrix holds at most ``_CHUNK_BYTES`` (>= 1 image).
-
-    Yields ``(n0, n1, geometry of the group)``; every group but the last has the same size.
-    """
-    per_image = g.C * g.KH * g.KW * g.OH * g.Q * itemsize
-    step = max(1, min(g.N, _CHUNK_BYTES // per_image))
-    for n0 in range(0, g.N, step):
-        n1 = min(g.N, n0 + step)
-        yield n0, n1, g._replace(N=n1 - n0)
-
-
 def _group_size(g: _Geometry, itemsize: int) -> int:
-    """Images in the largest group (the first) of :func:`_image_groups`."""
-    return next(_image_groups(g, itemsize))[2].N
+    """Images per group: a group's column matrix holds at most ``_CHUNK_BYTES`` (but >= 1 image)."""
+    return max(1, min(g.N, _CHUNK_BYTES // (g.C * g.KH * g.KW * g.OH * g.Q * itemsize)))
+
+
+def _columns_with_ones(xp: np.ndarray, g: _Geometry, ones: bool, buffer: np.ndarray) -> np.ndarray:
+    """The group's column matrix in ``buffer``, with a last row of ones if ``ones`` (for the bias).
+
+    Returns (C*KH*KW [+ 1], m*OH*Q). Multiplied by the weights with the bias as one more column,
+    the row of ones adds the bias to every output; multiplied by dout, it sums dout into db.
+    """
+    cols = _fill_columns(xp, g, g.wide, buffer)  # (C*KH*KW, m*OH*Q), a view of buffer
+    if not ones:
+        return cols
+    rows, width = cols.shape
+    buffer[rows * width:(rows + 1) * width] = 1.0
+    return buffer[:(rows + 1) * width].reshape(rows + 1, width)
+
+
+def _fold_columns(dcols: np.ndarray, dxp: np.ndarray, g: _Geometry) -> None:
+    """Overwrite ``dxp`` (m, C, Hp [+ 1], Wp) with the sum of the columns on their receptive fields.
+
+    The same as ``dxp.fill(0)`` followed by :func:`_add_columns`, one pass shorter with wide rows:
+    there the block of kernel offset (0, 0) covers the first OH*Wp entries of every flattened
+    image and channel, so it is copied rather than added, and only the rest is zeroed.
+    """
+    if not g.wide:
+        dxp.fill(0.0)
+        _add_columns(dcols, dxp, g, wide=False)
+        return
+    flat = dxp.reshape(g.N, g.C, -1)  # (m, C, (Hp+1)*Wp), a view
+    blocks = dcols.reshape(g.C, g.KH, g.KW, g.N, g.OH * g.Wp)
+    covered = g.OH * g.Wp
+    np.copyto(flat[:, :, :covered], blocks[:, 0, 0].swapaxes(0, 1))
+    flat[:, :, covered:] = 0.0
+    for i in range(g.KH):
+        for j in range(g.KW):
+            if i or j:
+                start = i * g.Wp + j
+                target = flat[:, :, start:start + covered]
+                np.add(target, blocks[:, i, j].swapaxes(0, 1), out=target)
+
+
+def _dout_grid(size: int, g: _Geometry, dtype) -> np.ndarray:
+    """Scratch for dout in the column layout, rows of Q entries whose last Q - OW entries stay zero.
+
+    At stride 1 the wide rows' extra positions must get a zero upstream gradient. The buffer is
+    allocated filled with zeros and only the first OW entries of each row of Q are ever written
+    (whatever the group size, rows start at multiples of Q), so the zeros need no refilling.
+    """
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    key = ("dout grid", g.Q, g.OW, np.dtype(dtype).str)
+    buf = buffers.get(key)
+    if buf is None or buf.size < size:
+        buf = np.zeros(size, dtype=dtype)
+        if size * buf.itemsize <= _SCRATCH_MAX_BYTES:
+            buffers[key] = buf
+    return buf
+
+
+def _work(g: _Geometry) -> int:
+    """Multiply-adds of one matrix product of the fast path (the forward pass)."""
+    return g.N * g.F * g.OH * g.OW * g.C * g.KH * g.KW
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, padding=0):
     """Convolution as a matrix product: out = w.reshape(F, C*KH*KW) @ im2col(x) + b.
 
-    The same map as :func:`conv2d_forward_naive`, computed a group of images at a time: build
-    the group's column matrix, multiply, and copy the product into ``out`` (N, F, OH, OW). Only
-    the padded input is kept for the backward pass, which rebuilds each group's columns: on the
-    benchmark's machine that is faster than writing (and later re-reading) a column matrix of
-    the whole batch, KH*KW times the size of the input, into freshly allocated memory.
+    The same map as :func:`conv2d_forward_naive`. The bias is one more column of the weight
+    matrix, multiplied by a row of ones under the columns. The work goes a group of images at a
+    time: build the group's column matrix, multiply, and copy the product into ``out``
+    (N, F, OH, OW). On a machine with several cores the batch is split between threads, each
+    with its own groups (see :mod:`dlbook._parallel`). Only the padded input is kept for the
+    backward pass, which rebuilds each group's columns: that is faster than writing (and later
+    re-reading) a column matrix of the whole batch, KH*KW times the size of the input.
 
     Args:
         x: (N, C, H, W) input; w: (F, C, KH, KW) filters; b: (F,) bias or None.
@@ -461,21 +526,24 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, st
             padding, or a kernel larger than the padded input.
     """
     x, w, b, g = _conv_args(x, w, b, stride, padding)
-    xp = _pad(x, g, spare_row=g.wide)  # (N, C, Hp [+ 1], Wp)
+    xp = np.empty((g.N, g.C, g.Hp + int(g.wide), g.Wp), dtype=x.dtype)  # padded below, part by part
     w_mat = w.reshape(g.F, -1)  # (F, C*KH*KW)
+    if b is not None:
+        w_mat = np.concatenate([w_mat, b[:, None]], axis=1)  # (F, C*KH*KW + 1): the bias column
     out = np.empty((g.N, g.F, g.OH, g.OW), dtype=x.dtype)
-    # scratch buffers for the largest group, reused by every group
-    columns = g.OH * g.Q * _group_size(g, x.itemsize)
-    cols_buf = _workspace("cols", w_mat.shape[1] * columns, x.dtype)
-    prod_buf = _workspace("prod", g.F * columns, x.dtype)
-    for n0, n1, gm in _image_groups(g, x.itemsize):
-        cols = _fill_columns(xp[n0:n1], gm, g.wide, cols_buf)  # (C*KH*KW, m*OH*Q)
-        prod = np.matmul(w_mat, cols, out=_view(prod_buf, (g.F, cols.shape[1])))  # (F, m*OH*Q)
-        rows = prod.reshape(g.F, gm.N, g.OH, g.Q)[..., :g.OW].transpose(1, 0, 2, 3)  # (m, F, OH, OW)
-        if b is None:
-            out[n0:n1] = rows
-        else:
-            np.add(rows, b[:, None, None], out=out[n0:n1])
+
+    def forward_group(n0: int, n1: int) -> None:  # images n0:n1, on one of the threads
+        gm = g._replace(N=n1 - n0)
+        xp[n0:n1].fill(0.0)
+        xp[n0:n1, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W] = x[n0:n1]  # (m, C, Hp [+ 1], Wp)
+        cols_buf = _workspace("cols", w_mat.shape[1] * columns, x.dtype)
+        cols = _columns_with_ones(xp[n0:n1], gm, b is not None, cols_buf)  # (C*KH*KW [+ 1], m*OH*Q)
+        prod = np.matmul(w_mat, cols, out=_view(_workspace("prod", g.F * columns, x.dtype), (g.F, cols.shape[1])))
+        out[n0:n1] = prod.reshape(g.F, gm.N, g.OH, g.Q)[..., :g.OW].transpose(1, 0, 2, 3)  # (m, F, OH, OW)
+
+    group = _group_size(g, x.itemsize)
+    columns = g.OH * g.Q * group  # of the largest group: the scratch buffers' size
+    _parallel.run_parts(forward_group, g.N, group, _work(g))
     return out, ConvCache(xp, w, b is not None, g)
 
 
@@ -487,9 +555,10 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache):
     * dw = D @ cols.T, reshaped to (F, C, KH, KW)   (every input value times every dout it met;
       computed as its transpose cols @ D.T, which the BLAS library runs faster, and summed over
       the groups of images);
+    * db = the sum of dout over n, r, s   (the same product: a row of ones under the columns
+      makes one more row of cols @ D.T);
     * dcols = w.reshape(F, -1).T @ D, then dx = col2im(dcols)   (each output's gradient sent back
-      to the receptive field it came from, overlapping fields adding up);
-    * db = the sum of dout over n, r, s.
+      to the receptive field it came from, overlapping fields adding up).
 
     Args:
         dout: (N, F, OH, OW) upstream gradient.
@@ -502,31 +571,30 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache):
     dout = as_array(dout, "dout")
     check_shape(dout, (g.N, g.F, g.OH, g.OW), "dout")
     dtype = np.result_type(dout, xp)
-    db = dout.sum(axis=(0, 2, 3)).astype(dtype, copy=False) if has_bias else None  # (F,)
-    w_t = w.reshape(g.F, -1).T.astype(dtype, copy=False)  # (C*KH*KW, F)
-    dw_t = np.zeros(w_t.shape, dtype=dtype)  # (C*KH*KW, F)
-    dw_part = _view(_workspace("dw", w_t.size, dtype), w_t.shape)
+    k = g.C * g.KH * g.KW
+    w_t = w.reshape(g.F, k).T.astype(dtype, copy=False)  # (C*KH*KW, F)
     dx = np.empty((g.N, g.C, g.H, g.W), dtype=dtype)
-    # scratch buffers for the largest group, reused by every group
-    columns = g.OH * g.Q * _group_size(g, xp.itemsize)
-    cols_buf = _workspace("cols", w_t.shape[0] * columns, xp.dtype)
-    dcols_buf = _workspace("dcols", w_t.shape[0] * columns, dtype)
-    grid_buf = _workspace("grid", g.F * columns, dtype)
-    dxp_buf = _workspace("dxp", columns // (g.OH * g.Q) * g.C * xp.shape[2] * xp.shape[3], dtype)
-    for n0, n1, gm in _image_groups(g, xp.itemsize):
-        cols = _fill_columns(xp[n0:n1], gm, g.wide, cols_buf)  # (C*KH*KW, m*OH*Q), rebuilt
-        # dout in the column layout (F, m, OH, Q); the extra positions of wide rows get zero gradient
-        grid = _view(grid_buf, (g.F, gm.N, g.OH, g.Q))
+
+    def backward_group(n0: int, n1: int) -> np.ndarray:  # images n0:n1, on one of the threads
+        gm = g._replace(N=n1 - n0)
+        cols_buf = _workspace("cols", (k + has_bias) * columns, xp.dtype)
+        cols = _columns_with_ones(xp[n0:n1], gm, has_bias, cols_buf)  # (C*KH*KW [+ 1], m*OH*Q), rebuilt
+        # dout in the column layout (F, m, OH, Q); the wide rows' extra positions stay zero
+        grid = _view(_dout_grid(g.F * columns, g, dtype), (g.F, gm.N, g.OH, g.Q))
         grid[..., :g.OW] = dout[n0:n1].transpose(1, 0, 2, 3)
-        grid[..., g.OW:] = 0.0
         grid = grid.reshape(g.F, -1)  # (F, m*OH*Q)
-        dw_t += np.matmul(cols, grid.T, out=dw_part)  # (C*KH*KW, F)
-        dcols = np.matmul(w_t, grid, out=_view(dcols_buf, cols.shape))  # (C*KH*KW, m*OH*Q)
-        dxp = _view(dxp_buf, (gm.N, g.C) + xp.shape[2:])  # (m, C, Hp [+ 1], Wp)
-        dxp.fill(0.0)
-        _add_columns(dcols, dxp, gm, g.wide)
+        dw_t = cols @ grid.T  # (C*KH*KW [+ 1], F): this group's dw, transposed [and db]
+        dcols = np.matmul(w_t, grid, out=_view(_workspace("dcols", k * columns, dtype), (k, grid.shape[1])))
+        dxp = _view(_workspace("dxp", group * g.C * xp.shape[2] * xp.shape[3], dtype), (gm.N, g.C) + xp.shape[2:])
+        _fold_columns(dcols, dxp, gm)  # col2im, into the padded layout (m, C, Hp [+ 1], Wp)
         dx[n0:n1] = dxp[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W]
-    return dx, dw_t.T.reshape(w.shape), db  # dw (F, C, KH, KW)
+        return dw_t
+
+    group = _group_size(g, xp.itemsize)
+    columns = g.OH * g.Q * group  # of the largest group: the scratch buffers' size
+    dw_t = sum(_parallel.run_parts(backward_group, g.N, group, _work(g)))  # (C*KH*KW [+ 1], F)
+    db = dw_t[k].copy() if has_bias else None  # (F,)
+    return dx, dw_t[:k].T.reshape(w.shape), db  # dw (F, C, KH, KW)
 
 
 # --- layer ------------------------------------------------------------------------------------

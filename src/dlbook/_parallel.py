@@ -1,0 +1,204 @@
+"""Share the parts of a batch between threads, each running numpy's matrix products on one core.
+
+numpy hands a matrix product to its BLAS library (OpenBLAS in numpy's own wheels), which spreads
+it over all cores; everything else numpy does (copies, sums, elementwise arithmetic) runs on the
+calling thread, on one core. A layer such as the fast convolution in :mod:`dlbook.conv`
+alternates the two, so on a two-core machine one core idles through every copy. :func:`run_parts`
+gives every core independent work instead: one worker thread per core takes parts of the batch
+one after another until none is left, each doing its own copies and its own single-threaded
+matrix products (numpy releases the GIL while it copies and multiplies), while the caller waits.
+For that time OpenBLAS is held to one thread, so that no product competes with the other
+worker's copies for a core.
+
+Two details matter on a small machine, both measured on the two-core machine this was written on:
+
+* OpenBLAS's thread count is a process-wide setting: while a call of :func:`run_parts` runs,
+  BLAS calls made by other threads of the program run on one core too. The setting is restored
+  when the last running call ends.
+* Each worker is tied to its own CPU. Left free, Linux often woke both workers on the CPU of the
+  thread that woke them, and the two then took turns on one core: a third of the calls took
+  twice as long.
+
+Without numpy's bundled OpenBLAS (numpy linked against another BLAS library, or a platform where
+its file is not found), when BLAS is limited to one thread (for example by ``threadpoolctl`` or
+``OPENBLAS_NUM_THREADS=1``), or for small amounts of work, the parts run one after another in the
+caller's thread, with BLAS left as it is.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import itertools
+import os
+import queue
+import threading
+from typing import Callable, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+# Below this many multiply-adds per call, splitting costs more than it saves (waking the workers
+# and collecting their results takes ~0.1 ms here).
+MIN_WORK = 2**22
+
+_lock = threading.Lock()
+_local = threading.local()
+_state: dict = {"blas": None, "loaded": False, "workers": [], "active": 0, "saved": 0}
+
+
+def _find_openblas():
+    """The (set, get) thread-count functions of numpy's bundled OpenBLAS, or None.
+
+    numpy's wheels ship OpenBLAS next to the package (``numpy.libs/`` on Linux and Windows,
+    ``numpy/.dylibs/`` on macOS); loading that file again returns the library numpy already uses.
+    """
+    here = os.path.dirname(np.__file__)
+    for pattern in (os.path.join(here, os.pardir, "numpy.libs", "*openblas*"),
+                    os.path.join(here, ".dylibs", "*openblas*")):
+        for path in sorted(glob.glob(pattern)):
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""),
+                                   ("openblas", "64_"), ("openblas", "")):
+                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                if setter is not None and getter is not None:
+                    setter.argtypes, setter.restype = [ctypes.c_int], None
+                    getter.argtypes, getter.restype = [], ctypes.c_int
+                    return setter, getter
+    return None
+
+
+def _load() -> None:
+    """Look up OpenBLAS once."""
+    if not _state["loaded"]:
+        _state["blas"] = _find_openblas()
+        _state["loaded"] = True
+
+
+def _cpus() -> list[int]:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def available_threads() -> int:
+    """How many threads :func:`run_parts` uses for a large batch (1: the caller's thread only)."""
+    _load()
+    if _state["blas"] is None:
+        return 1
+    with _lock:
+        count = _state["saved"] if _state["active"] else _state["blas"][1]()
+    return max(1, min(count, len(_cpus())))
+
+
+class _Worker:
+    """A daemon thread tied to one CPU that runs the functions put into its queue, one after another."""
+
+    def __init__(self, cpu: int) -> None:
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, args=(cpu,), name="dlbook-worker", daemon=True)
+        self.thread.start()
+
+    def _loop(self, cpu: int) -> None:
+        _local.worker = True  # a part that itself calls run_parts runs its calls in this thread
+        if hasattr(os, "sched_setaffinity"):
+            try:
+                os.sched_setaffinity(0, {cpu})  # 0: this thread
+            except OSError:
+                pass
+        while True:
+            self.jobs.get()()
+
+
+def _reset_after_fork() -> None:
+    """A forked child has none of the parent's threads: forget the workers and the running calls."""
+    global _lock
+    _lock = threading.Lock()
+    _state.update(workers=[], active=0, saved=0)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def split(n: int, size: int, multiple: int = 1) -> list[tuple[int, int]]:
+    """Consecutive parts ``(n0, n1)`` of ``range(n)``, at most ``size`` long and as even as possible.
+
+    The number of parts is the smallest multiple of ``multiple`` that keeps them within ``size``
+    (but at most ``n``), so that that many threads get the same number of parts.
+    """
+    count = -(-n // max(1, size))
+    count = min(n, -(-count // multiple) * multiple)
+    return [(n * k // count, n * (k + 1) // count) for k in range(count)]
+
+
+def run_parts(fn: Callable[[int, int], T], n: int, size: int, work: float) -> list[T]:
+    """``[fn(n0, n1) for (n0, n1) in split(n, size, threads)]``, the calls shared out between threads.
+
+    Each worker takes the next part as soon as it is free, so a core slowed down by other work
+    on the machine does less of it (see the module docstring for the rest).
+
+    Args:
+        fn: computes one part; it must only write its own part of any shared output.
+        n: batch size (>= 1).
+        size: largest part (>= 1), e.g. what fits the processor's cache.
+        work: the call's multiply-adds; below :data:`MIN_WORK` everything runs in the caller's thread.
+    Returns:
+        The results of the calls, in the order of the parts.
+    Raises:
+        Whatever ``fn`` raised (the first such error), after every worker has stopped.
+    """
+    _load()
+    threads = 1
+    if work >= MIN_WORK and _state["blas"] is not None and not getattr(_local, "worker", False):
+        threads = min(n, available_threads())
+    parts = split(n, size, threads)
+    if threads < 2:
+        return [fn(n0, n1) for n0, n1 in parts]
+    with _lock:
+        try:
+            cpus = _cpus()
+            while len(_state["workers"]) < threads:
+                _state["workers"].append(_Worker(cpus[len(_state["workers"]) % len(cpus)]))
+        except RuntimeError:  # no more threads allowed (a process limit): use the caller's thread
+            threads = len(_state["workers"])
+        workers = _state["workers"][:threads]
+        if threads >= 2:
+            setter, getter = _state["blas"]
+            if _state["active"] == 0:
+                _state["saved"] = getter()
+                setter(1)
+            _state["active"] += 1
+    if threads < 2:
+        return [fn(n0, n1) for n0, n1 in split(n, size)]
+    try:
+        results: list = [None] * len(parts)
+        errors: list[BaseException] = []
+        counter = itertools.count()  # next() is atomic: each part is taken exactly once
+
+        def take_parts() -> None:
+            try:
+                while (i := next(counter)) < len(parts):
+                    results[i] = fn(*parts[i])
+            except BaseException as err:  # re-raised in the caller's thread
+                errors.append(err)
+
+        done = [threading.Event() for _ in workers]
+        for worker, event in zip(workers, done):
+            worker.jobs.put(lambda event=event: (take_parts(), event.set()))
+        for event in done:
+            event.wait()
+        if errors:
+            raise errors[0]
+        return results
+    finally:
+        with _lock:
+            _state["active"] -= 1
+            if _state["active"] == 0:
+                setter(_state["saved"])
