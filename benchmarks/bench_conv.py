@@ -21,11 +21,17 @@ library over and over, which is what the timed calls measure.
 Memory allocation matters too. Freshly allocated memory costs a page fault per 4 kB page on first
 use, and by default glibc returns large freed blocks to the system, so a library that allocates
 its outputs and temporaries anew on every call pays those faults every time. dlbook keeps its
-scratch buffers between calls; torch allocates per call. With ``--malloc-no-trim`` glibc keeps
-freed memory for reuse: on the machine this was written on that made torch markedly faster
-(about 3 ms instead of 5-6 ms for the first shape, 39 ms instead of 50 ms for the second) and
-left dlbook unchanged, so dlbook's ratios are larger in that mode. The default run measures both
-libraries as a default Python process runs them; report both when comparing.
+scratch buffers between calls and allocates only its results (and the padded input) anew;
+torch allocates its temporaries per call too. With ``--malloc-no-trim`` glibc keeps freed memory
+for reuse, as a long-running process such as a notebook kernel usually ends up doing: on the
+machine this was written on that made torch markedly faster (about 3 ms instead of 5-6 ms for
+the first shape, 38 ms instead of 50 ms for the second) and dlbook a little faster, so dlbook's
+ratios are larger in that mode. The default run measures both libraries as a fresh Python
+process runs them; report both when comparing.
+
+Both libraries use all cores by default: torch its own thread pool; dlbook worker threads, one
+per core, each with numpy's OpenBLAS held to one thread (``dlbook._parallel``). ``--threads N``
+limits numpy's BLAS and torch to N threads; at N = 1 dlbook runs on the caller's thread alone.
 
 * dlbook: ``conv2d_forward`` then ``conv2d_backward`` (dx, dw, db).
 * torch: ``torch.nn.functional.conv2d`` then ``out.backward(dout)`` through autograd (dx, dw, db).
