@@ -61,15 +61,13 @@ def test_sgd_trains_a_sequential_model_like_torch(hyper, rng):
 
     from dlbook.activations import ReLU, Tanh
     from dlbook.losses import cross_entropy_backward, cross_entropy_forward
+    from dlbook.reference import copy_params_to_torch
     from dlbook.sequential import Sequential
 
     model = Sequential(Linear(5, 8, rng=rng), ReLU(), Linear(8, 6, rng=rng), Tanh(), Linear(6, 3, rng=rng))
     model_t = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 6), torch.nn.Tanh(),
                                   torch.nn.Linear(6, 3))
-    with torch.no_grad():
-        for i in (0, 2, 4):
-            model_t[i].weight.copy_(torch.from_numpy(model[i].params["w"]))
-            model_t[i].bias.copy_(torch.from_numpy(model[i].params["b"]))
+    copy_params_to_torch(model, model_t)
     opt = SGD(model, lr=0.2, **hyper)
     opt_t = torch.optim.SGD(model_t.parameters(), lr=0.2, **hyper)
     start = model[0].params["w"].copy()

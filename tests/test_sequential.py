@@ -11,6 +11,7 @@ from dlbook.activations import ReLU, Sigmoid, Tanh
 from dlbook.gradcheck import GradientCheckError, check_module_gradients
 from dlbook.linear import Linear
 from dlbook.module import Module
+from dlbook.reference import copy_params_to_torch
 from dlbook.sequential import Sequential
 
 TORCH_ACT = {ReLU: torch.nn.ReLU, Sigmoid: torch.nn.Sigmoid, Tanh: torch.nn.Tanh}
@@ -20,17 +21,14 @@ def make_pair(widths, activation, rng):
     """A dlbook MLP and a torch.nn.Sequential with the same weights."""
     layers, torch_layers = [], []
     for k, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:])):
-        lin = Linear(d_in, d_out, rng=rng)
-        tlin = torch.nn.Linear(d_in, d_out)
-        with torch.no_grad():
-            tlin.weight.copy_(torch.from_numpy(lin.params["w"]))
-            tlin.bias.copy_(torch.from_numpy(lin.params["b"]))
-        layers.append(lin)
-        torch_layers.append(tlin)
+        layers.append(Linear(d_in, d_out, rng=rng))
+        torch_layers.append(torch.nn.Linear(d_in, d_out))
         if k < len(widths) - 2:
             layers.append(activation())
             torch_layers.append(TORCH_ACT[activation]())
-    return Sequential(*layers), torch.nn.Sequential(*torch_layers)
+    model, torch_model = Sequential(*layers), torch.nn.Sequential(*torch_layers)
+    copy_params_to_torch(model, torch_model)
+    return model, torch_model
 
 
 @pytest.mark.parametrize("activation", [ReLU, Sigmoid, Tanh])
