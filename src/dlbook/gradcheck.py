@@ -22,6 +22,15 @@ __all__ = ["numerical_gradient", "numerical_jacobian", "relative_error", "check_
            "check_module_gradients", "GradientCheckError", "GradCheckResult"]
 
 
+def _check_perturbable(x, h: float) -> None:
+    """Central differences perturb ``x`` in place, in float64, by a positive step ``h``."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
+        raise ValueError(f"x: expected a float64 ndarray (it is perturbed in place), got "
+                         f"{type(x).__name__} of dtype {getattr(x, 'dtype', None)}")
+    if h <= 0:
+        raise ValueError(f"h: expected a positive step, got {h}")
+
+
 def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
                        dout: np.ndarray | None = None, h: float = 1e-5) -> np.ndarray:
     """Central-difference estimate of d sum(f(x) * dout) / dx.
@@ -37,11 +46,7 @@ def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
     Returns:
         Array with the shape of ``x``.
     """
-    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
-        raise ValueError(f"x: expected a float64 ndarray (it is perturbed in place), got "
-                         f"{type(x).__name__} of dtype {getattr(x, 'dtype', None)}")
-    if h <= 0:
-        raise ValueError(f"h: expected a positive step, got {h}")
+    _check_perturbable(x, h)
     grad = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
     weight = None if dout is None else as_array(dout, "dout")
@@ -158,11 +163,7 @@ def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: 
     """
     if order not in ("C", "F"):
         raise ValueError(f"order: expected 'C' or 'F', got {order!r}")
-    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
-        raise ValueError(f"x: expected a float64 ndarray (it is perturbed in place), got "
-                         f"{type(x).__name__} of dtype {getattr(x, 'dtype', None)}")
-    if h <= 0:
-        raise ValueError(f"h: expected a positive step, got {h}")
+    _check_perturbable(x, h)
     out_size = np.asarray(f(x)).size
     jac = np.zeros((out_size, x.size))
     # Column c of the Jacobian perturbs the c-th element of vec(x).
