@@ -253,3 +253,16 @@ def test_points_that_do_not_add_up_are_rejected(tmp_path):
     (folder / SOURCE_NAME).write_text(broken, encoding="utf-8")
     with pytest.raises(ExerciseError, match="add up to 2 points, QUESTION says 3"):
         load_exercise(folder)
+
+
+def test_ok_test_source_is_the_file_otter_reads(exercises, tmp_path):
+    """Question.ok_test_source(), the instructor's view of a question, loads in otter unchanged."""
+    from otter.test_files.ok_test import OKTestFile
+
+    for exercise in exercises.values():
+        for question in exercise.questions:
+            path = tmp_path / f"{exercise.id}-{question.name}.py"
+            path.write_text(question.ok_test_source(), encoding="utf-8")
+            loaded = OKTestFile.from_file(str(path))
+            assert loaded.name == question.ok_test()["name"]
+            assert sum(case.points for case in loaded.test_cases) == pytest.approx(question.points)
