@@ -124,3 +124,18 @@ def test_check_module_gradients_bad_input(rng):
     single = Linear(3, 2, rng=rng, dtype=np.float32)
     with pytest.raises(ValueError, match=r"params\['w'\]: expected a float64 ndarray"):
         check_module_gradients(single, np.ones((4, 3)))
+
+
+def test_passed_line_states_the_tolerance_checked():
+    from dlbook.gradcheck import passed_line
+
+    x = np.linspace(-1.0, 1.0, 5)
+    w = np.array([0.5, -2.0])
+    results = check_gradients(lambda x, w: np.outer(w, x ** 2), {"x": x, "w": w},
+                              {"x": 2 * x * w.sum(), "w": np.full(2, (x ** 2).sum())}, rtol=1e-7, atol=1e-10)
+    assert passed_line(results) == "x, w: agree with central differences (rtol 1e-7, atol 1e-10)"
+    with pytest.raises(ValueError, match="nothing was checked"):
+        passed_line({})
+    other = check_gradients(lambda x: x ** 2, {"x": x}, {"x": 2 * x})  # default tolerance
+    with pytest.raises(ValueError, match="different tolerances"):
+        passed_line(results | {"y": other["x"]})

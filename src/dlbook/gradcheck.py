@@ -17,9 +17,10 @@ from typing import Callable, Mapping
 import numpy as np
 
 from dlbook._validate import as_array, check_shape
+from dlbook.check import tolerance_text
 
 __all__ = ["numerical_gradient", "numerical_jacobian", "relative_error", "check_gradients",
-           "check_module_gradients", "GradientCheckError", "GradCheckResult"]
+           "check_module_gradients", "GradientCheckError", "GradCheckResult", "passed_line"]
 
 
 def _check_perturbable(x, h: float) -> None:
@@ -88,6 +89,8 @@ class GradCheckResult:
     numeric: float
     rel_error: float
     abs_error: float
+    rtol: float = 1e-6
+    atol: float = 1e-8
 
     def __str__(self) -> str:
         return (f"d{self.name}{list(self.index)}: analytic {self.analytic:.6e}, numeric {self.numeric:.6e}, "
@@ -131,10 +134,10 @@ def _compare(name: str, grad: np.ndarray, numeric: np.ndarray, rtol: float, atol
     rel = relative_error(grad, numeric)
     diff = np.abs(grad - numeric)
     if rel.size == 0:
-        return GradCheckResult(name, (), 0.0, 0.0, 0.0, 0.0)
+        return GradCheckResult(name, (), 0.0, 0.0, 0.0, 0.0, rtol, atol)
     worst = np.unravel_index(int(np.argmax(rel)), rel.shape)
     result = GradCheckResult(name, tuple(int(i) for i in worst), float(grad[worst]), float(numeric[worst]),
-                             float(rel[worst]), float(diff.max()))
+                             float(rel[worst]), float(diff.max()), rtol, atol)
     bad = diff > atol + rtol * np.maximum(np.abs(grad), np.abs(numeric))
     if np.any(bad):
         first = np.unravel_index(int(np.argmax(np.where(bad, rel, -1.0))), rel.shape)
@@ -144,6 +147,23 @@ def _compare(name: str, grad: np.ndarray, numeric: np.ndarray, rtol: float, atol
             f"relative error {rel[first]:.2e} (rtol={rtol}, atol={atol}); "
             f"{int(bad.sum())} of {bad.size} elements disagree")
     return result
+
+
+def passed_line(results: Mapping[str, GradCheckResult]) -> str:
+    """The line a notebook prints after a gradient check passed: what was checked and at what tolerance.
+
+    ``"x, w, b: agree with central differences (rtol 1e-6, atol 1e-8)"``. It states the asserted
+    tolerance, not the achieved error, whose last digits depend on the machine (see
+    :mod:`dlbook.check`). ``results`` is what :func:`check_gradients` or
+    :func:`check_module_gradients` returned (they raise when a check fails).
+    """
+    if not results:
+        raise ValueError("results: nothing was checked")
+    tolerances = {(r.rtol, r.atol) for r in results.values()}
+    if len(tolerances) != 1:
+        raise ValueError(f"results: checked at different tolerances {sorted(tolerances)}")
+    (rtol, atol), = tolerances
+    return f"{', '.join(results)}: agree with central differences ({tolerance_text(rtol, atol)})"
 
 
 def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-5,
