@@ -77,3 +77,22 @@ def test_minibatches_shuffle_only_with_a_generator(rng):
     assert not np.array_equal(shuffled, y)
     with pytest.raises(ValueError, match="batch_size"):
         list(iterate_minibatches(y, y, 0))
+
+
+def test_load_digits_validation_part_is_carved_from_training_only():
+    plain = load_digits()
+    split = load_digits(val_fraction=0.2)
+    # The test part is the same with or without a validation part.
+    np.testing.assert_array_equal(split.X_test, plain.X_test)
+    np.testing.assert_array_equal(split.y_test, plain.y_test)
+    # Train and validation partition the old training part: every sample once, none shared.
+    def rows(X):
+        return {row.tobytes() for row in X}
+    assert abs(len(split.X_val) - 0.2 * 1797) <= 10  # per-class rounding
+    assert rows(split.X_train).isdisjoint(rows(split.X_val))
+    assert sorted(rows(split.X_train) | rows(split.X_val)) == sorted(rows(plain.X_train))
+    assert len(split.X_train) + len(split.X_val) == len(plain.X_train)
+    assert set(np.unique(split.y_val)) == set(range(10))
+    assert "validation: X(" in repr(split) and plain.X_val is None
+    with pytest.raises(ValueError, match="val_fraction"):
+        load_digits(val_fraction=0.8)

@@ -17,12 +17,18 @@ __all__ = ["Split", "load_digits", "train_test_split", "make_blobs", "make_xor",
 
 @dataclass(frozen=True)
 class Split:
-    """A train/test split: ``X_*`` are float64 arrays, ``y_*`` int64 labels."""
+    """A train/test split, with an optional validation part: ``X_*`` are arrays, ``y_*`` int64 labels.
+
+    The validation part is for choices made while training (curves, early stopping, which model);
+    the test part is touched once, for the final number.
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
+    X_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
@@ -30,7 +36,8 @@ class Split:
         return int(max(self.y_train.max(), self.y_test.max()) + 1)
 
     def __repr__(self) -> str:
-        return (f"Split(train: X{self.X_train.shape} y{self.y_train.shape}, "
+        val = "" if self.X_val is None else f"validation: X{self.X_val.shape} y{self.y_val.shape}, "
+        return (f"Split(train: X{self.X_train.shape} y{self.y_train.shape}, {val}"
                 f"test: X{self.X_test.shape} y{self.y_test.shape})")
 
 
@@ -58,7 +65,8 @@ def train_test_split(X: np.ndarray, y: np.ndarray, test_fraction: float = 0.25, 
     return Split(X[train], y[train].astype(np.int64), X[test], y[test].astype(np.int64))
 
 
-def load_digits(test_fraction: float = 0.25, seed: int = 0, *, images: bool = False) -> Split:
+def load_digits(test_fraction: float = 0.25, seed: int = 0, *, images: bool = False,
+                val_fraction: float = 0.0) -> Split:
     """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), scaled to [0, 1].
 
     The data ships inside scikit-learn, so this works offline. The split is stratified and
@@ -68,16 +76,25 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0, *, images: bool = Fa
         test_fraction: share of each class held out for testing.
         seed: seed of the shuffle.
         images: return ``X`` as (N, 1, 8, 8) images (for convolutions) instead of (N, 64) vectors.
+        val_fraction: share of the whole set (per class) moved from the training part into a
+            validation part; 0 gives none. The test part does not depend on it.
     Returns:
         A :class:`Split`; pixel values are the original 0..16 counts divided by 16.
     """
+    if not 0 <= val_fraction < 1 - test_fraction:
+        raise ValueError(f"val_fraction: expected a value in [0, {1 - test_fraction:g}), got {val_fraction}")
     from sklearn.datasets import load_digits as _sk_load_digits
 
     bunch = _sk_load_digits()
     X = bunch.data.astype(np.float64) / 16.0  # (1797, 64)
     if images:
         X = X.reshape(-1, 1, 8, 8)  # (N, C=1, H=8, W=8)
-    return train_test_split(X, bunch.target, test_fraction, rng=np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    split = train_test_split(X, bunch.target, test_fraction, rng=rng)
+    if val_fraction == 0:
+        return split
+    inner = train_test_split(split.X_train, split.y_train, val_fraction / (1 - test_fraction), rng=rng)
+    return Split(inner.X_train, inner.y_train, split.X_test, split.y_test, inner.X_test, inner.y_test)
 
 
 def make_blobs(n_per_class: int, centers, std: float = 1.0, *,
