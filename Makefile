@@ -13,13 +13,14 @@ MATHJAX_STAMP   := _vendor/.mathjax-$(MATHJAX_VERSION)
 # The browser test drives Debian's Chromium; `make test` installs it with apt-get when missing.
 CHROMIUM        ?= /usr/bin/chromium
 
-.PHONY: book test unit nbval browser chromium lab lock notebooks bench grade clean help
+.PHONY: book test unit nbval nbval-kernels browser chromium lab lock notebooks bench grade clean help
 
 help:
 	@echo "make book       build the HTML book into _build/html"
 	@echo "make test       build the book, then unit tests + nbval + the browser test of the built book"
 	@echo "make lab        open the notebooks in JupyterLab with the .venv kernel"
 	@echo "make notebooks  re-execute every chapter notebook in place (after changing src/dlbook)"
+	@echo "make nbval-kernels  nbval under two CPU kernel choices (run by hand before committing notebooks)"
 	@echo "make lock       regenerate requirements-lock.txt from requirements.in"
 	@echo "make bench      time dlbook's convolution (forward + backward) against PyTorch's, and the grader"
 	@echo "make grade EXERCISE=ch3-conv2d SUBMISSIONS=dir/ [OUT=grading-out] [JOBS=2]"
@@ -52,6 +53,10 @@ unit: $(STAMP)
 
 nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval -p no:cacheprovider chapters
+
+# By hand, not in `make test`: the stored outputs must not depend on the CPU kernels (README).
+nbval-kernels: $(STAMP)
+	PY=$(BIN)/python tools/nbval-kernels
 
 # Headless Chromium over every page of _build/html, served on localhost with the network cut off.
 browser: book chromium
