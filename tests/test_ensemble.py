@@ -109,7 +109,8 @@ def test_snapshot_ensemble_collects_one_model_per_cycle(rng):
     snaps = snapshot_ensemble(train_step, opt, lambda: copy.deepcopy(model), total_iters=40,
                               num_cycles=4, lr0=0.05)
     assert len(snaps) == 4 and len(seen) == 40
-    np.testing.assert_allclose(seen, [snapshot_lr(t, 0.05, 40, 4) for t in range(1, 41)], rtol=1e-15)
+    np.testing.assert_allclose(seen, [snapshot_lr(t, 0.05, 40, 4) for t in range(1, 41)],
+                               rtol=1e-15)
     # Snapshots are independent copies taken at different times, the last one the final model.
     np.testing.assert_array_equal(snaps[-1].params["w"], model.params["w"])
     assert snaps[0] is not model

@@ -161,7 +161,8 @@ def test_expected_cost_gradient_agrees_with_central_differences(rng):
     logits_before = logits.copy()
     loss, cache = expected_cost_forward(logits, targets, cost)
     dlogits = expected_cost_backward(cache, dout)
-    numeric = dout * _central_differences(lambda z: expected_cost_forward(z, targets, cost)[0], logits)
+    numeric = dout * _central_differences(lambda z: expected_cost_forward(z, targets, cost)[0],
+                                          logits)
     np.testing.assert_allclose(dlogits, numeric, rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(logits, logits_before)
     # Negative case: forgetting the softmax's coupling term (d/dz_k = p_k C_k) fails.

@@ -72,8 +72,8 @@ def test_central_differences_agree(rng):
         xp, xm = x.copy(), x.copy()
         xp[i] += h
         xm[i] -= h
-        numeric[i] = ((batchnorm_forward(xp, gamma, beta)[0] - batchnorm_forward(xm, gamma, beta)[0])
-                      * dout).sum() / (2 * h)
+        diff = batchnorm_forward(xp, gamma, beta)[0] - batchnorm_forward(xm, gamma, beta)[0]
+        numeric[i] = (diff * dout).sum() / (2 * h)
     np.testing.assert_allclose(dx, numeric, rtol=1e-6, atol=1e-8)
 
 

@@ -118,7 +118,8 @@ from dlbook.optim import Adadelta, Adagrad, Adam, AdamW, RMSprop  # noqa: E402
 
 ADAPTIVE = [
     (Adagrad, dict(lr=0.1)),
-    (Adagrad, dict(lr=0.5, lr_decay=0.05, weight_decay=1e-2, initial_accumulator_value=0.3, eps=1e-6)),
+    (Adagrad, dict(lr=0.5, lr_decay=0.05, weight_decay=1e-2, initial_accumulator_value=0.3,
+                   eps=1e-6)),
     (Adadelta, dict()),
     (Adadelta, dict(lr=0.5, rho=0.95, eps=1e-4, weight_decay=0.05)),
     (RMSprop, dict()),

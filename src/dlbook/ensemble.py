@@ -169,7 +169,8 @@ def snapshot_ensemble(train_step: Callable[[], object], optimizer, snapshot: Cal
         if not (isinstance(value, (int, np.integer)) and value >= 1):
             raise ValueError(f"{name}: expected a positive int, got {value!r}")
     if num_cycles > total_iters:
-        raise ValueError(f"num_cycles: expected at most total_iters = {total_iters}, got {num_cycles}")
+        raise ValueError(f"num_cycles: expected at most total_iters = {total_iters}, "
+                         f"got {num_cycles}")
     cycle = math.ceil(total_iters / num_cycles)
     snapshots = []
     for t in range(1, total_iters + 1):

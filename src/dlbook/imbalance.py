@@ -35,7 +35,8 @@ __all__ = [
 def _check_labels(y) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.size == 0:
-        raise ValueError(f"y: expected a non-empty 1-D array of class labels (N,), got shape {y.shape}")
+        raise ValueError(f"y: expected a non-empty 1-D array of class labels (N,), "
+                         f"got shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"y: expected integer class labels, got dtype {y.dtype}")
     return y
@@ -73,7 +74,8 @@ def random_undersample(y: np.ndarray, *, rng: np.random.Generator) -> np.ndarray
     return rng.permutation(np.concatenate(parts))
 
 
-def class_balanced_sample(y: np.ndarray, num_samples: int, *, rng: np.random.Generator) -> np.ndarray:
+def class_balanced_sample(y: np.ndarray, num_samples: int, *,
+                          rng: np.random.Generator) -> np.ndarray:
     """Class-balanced sampling: for each draw, pick a class uniformly, then one of its examples.
 
     Every class present in ``y`` is drawn with probability 1/K whatever its size; within a class

@@ -199,12 +199,14 @@ class _BatchNorm(Module):
         self.zero_grad()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Normalise ``x``: batch statistics in training (updating the running ones), else running."""
+        """Normalise ``x``: batch statistics in training (updating the running ones), else the
+        running statistics."""
         x = as_array(x, "x")
         if x.ndim not in self._ndims:
             raise ValueError(f"x: expected {self._layout} input, got shape {x.shape}")
         if x.shape[1] != self.num_features:
-            raise ValueError(f"x: expected {self.num_features} channels on axis 1, got shape {x.shape}")
+            raise ValueError(f"x: expected {self.num_features} channels on axis 1, "
+                             f"got shape {x.shape}")
         gamma, beta = self.params["w"], self.params["b"]
         if not self.training:
             out, self._cache = batchnorm_forward(x, gamma, beta, self.eps,
@@ -212,7 +214,8 @@ class _BatchNorm(Module):
             return out
         m = x.size // x.shape[1]  # values per channel
         if m < 2:
-            raise ValueError(f"x: training needs more than one value per channel, got shape {x.shape}")
+            raise ValueError(f"x: training needs more than one value per channel, "
+                             f"got shape {x.shape}")
         out, self._cache = batchnorm_forward(x, gamma, beta, self.eps)
         self.num_batches_tracked += 1
         # momentum=None: cumulative average over the batches seen, as torch.

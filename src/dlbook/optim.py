@@ -117,7 +117,8 @@ def _check_unit_interval(value: float, name: str) -> None:
 class Adagrad(Optimizer):
     """Adagrad (Duchi et al., 2011): a per-coordinate step that shrinks with the gradients seen.
 
-    With g = grad + weight_decay * p and t the step count, element-wise, as ``torch.optim.Adagrad``::
+    With g = grad + weight_decay * p and t the step count, element-wise, as
+    ``torch.optim.Adagrad``::
 
         G <- G + g^2                          (G starts at initial_accumulator_value)
         p <- p - lr_t * g / (sqrt(G) + eps),  lr_t = lr / (1 + (t - 1) * lr_decay)

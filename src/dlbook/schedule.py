@@ -49,7 +49,8 @@ def step_lr(epoch: int, base_lr: float, step_size: int, gamma: float = 0.1) -> f
     return base_lr * gamma ** (epoch // step_size)
 
 
-def multistep_lr(epoch: int, base_lr: float, milestones: Sequence[int], gamma: float = 0.1) -> float:
+def multistep_lr(epoch: int, base_lr: float, milestones: Sequence[int],
+                 gamma: float = 0.1) -> float:
     """lr = base_lr * gamma^(number of milestones <= epoch). Matches ``MultiStepLR``."""
     _check_epoch(epoch)
     return base_lr * gamma ** bisect.bisect_right(sorted(milestones), epoch)
@@ -122,7 +123,8 @@ class LRScheduler:
 
     def __init__(self, optimizer) -> None:
         if not hasattr(optimizer, "lr"):
-            raise ValueError(f"optimizer: expected an object with an 'lr' attribute, got {optimizer!r}")
+            raise ValueError(f"optimizer: expected an object with an 'lr' attribute, "
+                             f"got {optimizer!r}")
         self.optimizer = optimizer
         self.base_lr = float(optimizer.lr)
         self.last_epoch = 0
@@ -259,7 +261,8 @@ def lr_range_test(train_step: Callable[[], float], optimizer, *, start_lr: float
         ``(lrs, losses)``, two equally long 1-D arrays (shorter than ``num_steps`` if stopped).
     """
     if not 0 < start_lr < end_lr:
-        raise ValueError(f"start_lr, end_lr: expected 0 < start_lr < end_lr, got {start_lr!r}, {end_lr!r}")
+        raise ValueError(f"start_lr, end_lr: expected 0 < start_lr < end_lr, "
+                         f"got {start_lr!r}, {end_lr!r}")
     if not (isinstance(num_steps, (int, np.integer)) and num_steps >= 2):
         raise ValueError(f"num_steps: expected an int >= 2, got {num_steps!r}")
     if not diverge_factor > 1:
