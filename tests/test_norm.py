@@ -192,3 +192,64 @@ def test_layer_bad_input():
     with pytest.raises(RuntimeError, match="before forward"):
         BatchNorm1d(3).backward(np.ones((2, 3)))
     BatchNorm1d(3).eval().forward(np.ones((1, 3)))  # one example is fine in evaluation
+
+
+def test_a_batchnorm_network_trains_like_torch(rng):
+    """Linear-BN-ReLU-Linear-BN-Tanh-Linear trained by ``fit`` equals ``fit_torch``.
+
+    The whole path is covered: batch statistics in training, running statistics in the
+    per-epoch evaluation, parameters copied by name (w, b = weight, bias) and the optimizer.
+    SGD with momentum, not Adam: the bias of a Linear layer just before a BatchNorm has a
+    gradient that is exactly zero in exact arithmetic (see the next test), so the two libraries
+    compute rounding noise of about 1e-17 for it, and Adam, dividing by sqrt(v), turns that
+    noise into steps of size lr in arbitrary directions: the running means then differ at 1e-10.
+    """
+    from dlbook.activations import ReLU, Tanh
+    from dlbook.linear import Linear
+    from dlbook.optim import SGD
+    from dlbook.reference import copy_params_to_torch, fit_torch
+    from dlbook.sequential import Sequential
+    from dlbook.train import fit
+
+    X = rng.standard_normal((60, 5)) * np.array([1.0, 5.0, 0.2, 1.0, 3.0]) + 2.0
+    y = (X[:, 0] + 0.1 * X[:, 1] > 2.0).astype(np.int64) + (X[:, 4] > 2.0)
+    model = Sequential(Linear(5, 8, rng=rng), BatchNorm1d(8), ReLU(), Linear(8, 6, rng=rng),
+                       BatchNorm1d(6, momentum=0.2), Tanh(), Linear(6, 3, rng=rng))
+    nn = torch.nn
+    model_t = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 6),
+                            nn.BatchNorm1d(6, momentum=0.2), nn.Tanh(), nn.Linear(6, 3))
+    copy_params_to_torch(model, model_t)
+    history = fit(model, SGD(model, lr=0.05, momentum=0.9), X, y, epochs=4, batch_size=16,
+                  rng=np.random.default_rng(1), progress=False)
+    history_t = fit_torch(model_t, torch.optim.SGD(model_t.parameters(), lr=0.05, momentum=0.9), X, y,
+                          epochs=4, batch_size=16, rng=np.random.default_rng(1))
+    np.testing.assert_allclose(history["train_loss"], history_t["train_loss"], rtol=1e-10)
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    for ours, theirs in ((model[1], model_t[1]), (model[4], model_t[4])):
+        np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), **TIGHT)
+        np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), **TIGHT)
+        np.testing.assert_allclose(ours.params["w"], theirs.weight.detach().numpy(), **TIGHT)
+    # Negative case: a network whose layers normalise with eps = 1e-3 instead is told apart.
+    model_t[4].eps = 1e-3
+    model_t.eval()
+    with torch.no_grad():
+        logits_t = model_t(torch.from_numpy(X)).numpy()
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(model.eval().forward(X), logits_t, **TIGHT)
+
+
+@pytest.mark.parametrize("shape", [(9, 4), (3, 2, 4, 5)])
+def test_dx_sums_to_zero_over_each_channel(shape, rng):
+    """Shifting a channel by a constant does not change the output: dx sums to 0 per channel.
+
+    So a bias added just before batch normalisation gets a zero gradient, and is redundant.
+    """
+    x, gamma, beta, dout = _inputs(shape, rng)
+    _, cache = batchnorm_forward(x, gamma, beta)
+    dx, _, _ = batchnorm_backward(dout, cache)
+    axes = (0,) + tuple(range(2, len(shape)))
+    np.testing.assert_allclose(dx.sum(axis=axes), 0.0, atol=1e-12)
+    # In evaluation (fixed statistics) the shift passes through, and the sum is not zero.
+    _, cache = batchnorm_forward(x, gamma, beta, mean=cache.mean, var=cache.var)
+    dx, _, _ = batchnorm_backward(dout, cache)
+    assert np.abs(dx.sum(axis=axes)).min() > 1e-3
