@@ -248,3 +248,49 @@ def test_adagrad_step_decays_as_one_over_sqrt_t():
 def test_adaptive_bad_keywords(cls, bad, match):
     with pytest.raises(ValueError, match=match):
         cls(Linear(2, 2, rng=np.random.default_rng(0)), **bad)
+
+
+def _quadratic_grad(w):
+    """Gradient of f(w) = (w_0^2 + 25 w_1^2) / 2, an ill-conditioned bowl."""
+    return np.array([1.0, 25.0]) * w
+
+
+def _sgd_iterates(lr, steps, **hyper):
+    layer = Linear(1, 2, rng=np.random.default_rng(0))
+    layer.params = {"w": np.array([[1.0], [1.0]])}
+    opt = SGD(layer, lr=lr, **hyper)
+    out = []
+    for _ in range(steps):
+        layer.grads = {"w": _quadratic_grad(layer.params["w"][:, 0])[:, None]}
+        opt.step()
+        out.append(layer.params["w"][:, 0].copy())
+    return np.array(out)
+
+
+def test_sgd_momentum_equals_the_velocity_form_with_a_constant_lr():
+    # v <- mu v - lr g;  w <- w + v  (the textbook form) gives the same iterates as torch's
+    # b <- mu b + g;  w <- w - lr b, because v = -lr b when lr does not change.
+    lr, mu = 0.03, 0.9
+    w, v, book = np.array([1.0, 1.0]), np.zeros(2), []
+    for _ in range(30):
+        v = mu * v - lr * _quadratic_grad(w)
+        w = w + v
+        book.append(w.copy())
+    np.testing.assert_allclose(_sgd_iterates(lr, 30, momentum=mu), book, rtol=1e-12, atol=1e-15)
+
+
+def test_sgd_nesterov_iterates_are_the_look_ahead_points_of_the_textbook_form():
+    # Textbook Nesterov: w_ahead = w + mu v;  v <- mu v - lr grad(w_ahead);  w <- w + v.
+    # torch's reparametrised form (b <- mu b + g; w <- w - lr (g + mu b)) tracks w + mu v.
+    lr, mu = 0.03, 0.9
+    w, v, ahead, book = np.array([1.0, 1.0]), np.zeros(2), [], []
+    for _ in range(30):
+        v = mu * v - lr * _quadratic_grad(w + mu * v)
+        w = w + v
+        book.append(w.copy())
+        ahead.append(w + mu * v)
+    ours = _sgd_iterates(lr, 30, momentum=mu, nesterov=True)
+    np.testing.assert_allclose(ours, ahead, rtol=1e-12, atol=1e-15)
+    # Negative case: they are not the textbook's w itself, and the comparison says so.
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(ours, book, rtol=1e-12, atol=1e-15)
