@@ -177,3 +177,41 @@ def test_lr_range_test_does_not_stop_below_the_stable_limit(rng):
     assert losses[-1] < losses[0]
     with pytest.raises(ValueError, match="start_lr"):
         lr_range_test(make_step(opt), opt, start_lr=1.0, end_lr=0.1)
+
+
+@pytest.mark.parametrize("opt_name, hyper", [("AdamW", dict(lr=0.05, weight_decay=0.1)),
+                                             ("SGD", dict(lr=0.3, momentum=0.9, nesterov=True))])
+def test_a_scheduled_optimizer_matches_torch_step_for_step(opt_name, hyper, rng):
+    """The schedule changes lr between steps and the optimizer uses it, as torch does."""
+    import dlbook.optim
+
+    layer = Linear(3, 2, rng=rng)
+    start = {k: v.copy() for k, v in layer.params.items()}
+    p_t = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in layer.params.items()}
+    opt = getattr(dlbook.optim, opt_name)(layer, **hyper)
+    opt_t = getattr(torch.optim, opt_name)(list(p_t.values()), **hyper)
+    sched = CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=2)
+    sched_t = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt_t, T_0=3, T_mult=2)
+    history = []
+    for _ in range(20):
+        grads = {k: rng.standard_normal(v.shape) for k, v in layer.params.items()}
+        history.append(grads)
+        layer.grads = {k: g.copy() for k, g in grads.items()}
+        for k, t in p_t.items():
+            t.grad = torch.from_numpy(grads[k].copy())
+        opt.step()
+        opt_t.step()
+        sched.step()
+        sched_t.step()
+        for k, t in p_t.items():
+            np.testing.assert_allclose(layer.params[k], t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    # Negative case: torch's optimizer on the same gradients without the schedule ends elsewhere.
+    q_t = {k: torch.tensor(v, requires_grad=True) for k, v in start.items()}
+    unscheduled = getattr(torch.optim, opt_name)(list(q_t.values()), **hyper)
+    for grads in history:
+        for k, t in q_t.items():
+            t.grad = torch.from_numpy(grads[k].copy())
+        unscheduled.step()
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(layer.params["w"], q_t["w"].detach().numpy(), rtol=1e-10,
+                                   atol=1e-12)

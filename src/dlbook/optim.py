@@ -7,7 +7,7 @@ between steps.
 
 An optimizer is given the model (a :class:`~dlbook.module.Module`, or a list of them); at each
 ``step()`` it walks every module inside it and updates each parameter array in place. Its
-per-parameter state (momentum buffers) is keyed by the module and the parameter's name.
+per-parameter state (momentum buffers, moment estimates, step counts) is keyed by the module and the parameter's name.
 """
 
 from __future__ import annotations
