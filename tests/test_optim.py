@@ -108,3 +108,189 @@ def test_sgd_momentum_buffer_is_a_sum_of_gradients_not_a_velocity(rng):
         opt.step()
         moved.append(float((start - layer.params["w"])[0, 0]))
     np.testing.assert_allclose(moved, [0.5, 0.5 + 0.75, 0.5 + 0.75 + 0.875], rtol=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------
+# Adaptive methods: Adagrad, Adadelta, RMSprop, Adam, AdamW against torch.optim, step for step.
+
+from conftest import TIGHT  # noqa: E402
+from dlbook.optim import Adadelta, Adagrad, Adam, AdamW, RMSprop  # noqa: E402
+
+ADAPTIVE = [
+    (Adagrad, dict(lr=0.1)),
+    (Adagrad, dict(lr=0.5, lr_decay=0.05, weight_decay=1e-2, initial_accumulator_value=0.3,
+                   eps=1e-6)),
+    (Adadelta, dict()),
+    (Adadelta, dict(lr=0.5, rho=0.95, eps=1e-4, weight_decay=0.05)),
+    (RMSprop, dict()),
+    (RMSprop, dict(lr=0.003, alpha=0.9, eps=1e-6, weight_decay=1e-2)),
+    (RMSprop, dict(lr=0.01, momentum=0.9)),
+    (RMSprop, dict(lr=0.01, centered=True)),
+    (RMSprop, dict(lr=0.02, alpha=0.8, momentum=0.5, centered=True, weight_decay=0.1)),
+    (Adam, dict()),
+    (Adam, dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    (Adam, dict(lr=0.05, amsgrad=True)),
+    (Adam, dict(lr=0.05, betas=(0.5, 0.9), amsgrad=True, weight_decay=1e-2)),
+    (AdamW, dict()),
+    (AdamW, dict(lr=0.05, weight_decay=0.3)),
+    (AdamW, dict(lr=0.05, betas=(0.7, 0.95), eps=1e-5, weight_decay=0.1, amsgrad=True)),
+]
+
+
+def _run_pair(cls, hyper, hyper_t, rng, steps=10):
+    """Run ours (``hyper``) and torch (``hyper_t``) on the same random gradients; yield both."""
+    layers = [Linear(4, 3, rng=rng), Linear(3, 1, rng=rng)]
+    p_t = [{k: torch.tensor(v.copy(), requires_grad=True) for k, v in layer.params.items()}
+           for layer in layers]
+    opt = cls(layers, **hyper)
+    opt_t = getattr(torch.optim, cls.__name__)([t for d in p_t for t in d.values()], **hyper_t)
+    for _ in range(steps):
+        for layer, tensors in zip(layers, p_t):
+            # Gradients of varied size so that the adaptive denominators differ per coordinate.
+            grads = {k: rng.standard_normal(v.shape) * rng.uniform(0.1, 3.0) for k, v in
+                     layer.params.items()}
+            layer.grads = {k: g.copy() for k, g in grads.items()}
+            for k, t in tensors.items():
+                t.grad = torch.from_numpy(grads[k].copy())
+        opt.step()
+        opt_t.step()
+        yield layers, p_t
+
+
+@pytest.mark.parametrize("cls, hyper", ADAPTIVE, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_adaptive_optimizer_matches_torch_step_for_step(cls, hyper, rng):
+    for step, (layers, p_t) in enumerate(_run_pair(cls, hyper, hyper, rng)):
+        if step == 0:
+            start = [layer.params["w"].copy() for layer in layers]
+        for layer, tensors in zip(layers, p_t):
+            for k, t in tensors.items():
+                np.testing.assert_allclose(layer.params[k], t.detach().numpy(), **TIGHT,
+                                           err_msg=f"{cls.__name__} step {step} {k}")
+    moved = max(np.abs(layer.params["w"] - s).max() for layer, s in zip(layers, start))
+    assert moved > 1e-4  # the parameters kept moving after the first step
+
+
+@pytest.mark.parametrize("cls, hyper, hyper_t", [
+    (Adagrad, dict(lr=0.1), dict(lr=0.1, lr_decay=0.01)),
+    (Adagrad, dict(lr=0.1), dict(lr=0.1, initial_accumulator_value=0.01)),
+    (Adadelta, dict(), dict(rho=0.95)),
+    (RMSprop, dict(), dict(centered=True)),
+    (RMSprop, dict(momentum=0.9), dict(momentum=0.9, alpha=0.98)),
+    (Adam, dict(lr=0.05), dict(lr=0.05, amsgrad=True)),
+    (Adam, dict(lr=0.05, weight_decay=0.1), dict(lr=0.05, weight_decay=0.1, eps=1e-7)),
+    (AdamW, dict(lr=0.05, weight_decay=0.1), dict(lr=0.05, weight_decay=0.11)),
+])
+def test_a_different_keyword_is_told_apart(cls, hyper, hyper_t, rng):
+    """The step-for-step comparison fails when one keyword differs: the check has teeth."""
+    with pytest.raises(AssertionError):
+        for layers, p_t in _run_pair(cls, hyper, hyper_t, rng):
+            for layer, tensors in zip(layers, p_t):
+                for k, t in tensors.items():
+                    np.testing.assert_allclose(layer.params[k], t.detach().numpy(), **TIGHT)
+
+
+def test_adamw_decay_is_decoupled_not_an_l2_gradient_term(rng):
+    # Same keywords, different methods: AdamW(weight_decay) is not Adam(weight_decay).
+    hyper = dict(lr=0.05, weight_decay=0.2)
+    ours_w, ours_a = Linear(3, 2, rng=rng), Linear(3, 2, rng=rng)
+    ours_a.params = {k: v.copy() for k, v in ours_w.params.items()}
+    opt_w, opt_a = AdamW(ours_w, **hyper), Adam(ours_a, **hyper)
+    for _ in range(3):
+        g = {k: rng.standard_normal(v.shape) for k, v in ours_w.params.items()}
+        ours_w.grads, ours_a.grads = dict(g), dict(g)
+        opt_w.step(), opt_a.step()
+    assert not np.allclose(ours_w.params["w"], ours_a.params["w"], rtol=1e-6)
+
+
+def _first_step(opt_cls, grad_value, **hyper):
+    layer = Linear(1, 1, rng=np.random.default_rng(0))
+    start = layer.params["w"].copy()
+    layer.grads = {k: np.full_like(v, grad_value) for k, v in layer.params.items()}
+    opt_cls(layer, **hyper).step()
+    return float((layer.params["w"] - start)[0, 0])
+
+
+def test_first_steps_follow_from_the_update_rules():
+    # Adam: mhat / sqrt(vhat) = sign(g) at t = 1, so the step is lr (up to eps).
+    assert _first_step(Adam, 37.0, lr=1e-3) == pytest.approx(-1e-3, rel=1e-9)
+    # RMSprop with lr = 1 and alpha = 0.9 (a source's suggestion): the step is 1 / sqrt(1 - 0.9).
+    assert _first_step(RMSprop, 1.0, lr=1.0, alpha=0.9, eps=0.0) == pytest.approx(-1 / np.sqrt(0.1))
+    # Adadelta with rho = 0.95, eps = 1e-6, g = 1: sqrt(eps) / sqrt(1 - rho + eps).
+    assert _first_step(Adadelta, 1.0, rho=0.95, eps=1e-6) == pytest.approx(
+        -np.sqrt(1e-6) / np.sqrt(0.05 + 1e-6), rel=1e-12)
+
+
+def test_adagrad_step_decays_as_one_over_sqrt_t():
+    layer = Linear(1, 1, rng=np.random.default_rng(0))
+    opt = Adagrad(layer, lr=1.0, eps=0.0)
+    steps = []
+    for _ in range(100):
+        before = layer.params["w"].copy()
+        layer.grads = {k: np.ones_like(v) for k, v in layer.params.items()}
+        opt.step()
+        steps.append(float((before - layer.params["w"])[0, 0]))
+    np.testing.assert_allclose(steps, 1.0 / np.sqrt(np.arange(1, 101)), rtol=1e-12)
+    assert not np.allclose(steps, 1.0 / np.arange(1, 101))
+
+
+@pytest.mark.parametrize("cls, bad, match", [
+    (Adagrad, dict(lr_decay=-1.0), "lr_decay"),
+    (Adagrad, dict(initial_accumulator_value=-0.1), "initial_accumulator_value"),
+    (Adadelta, dict(rho=1.5), "rho"),
+    (RMSprop, dict(alpha=-0.1), "alpha"),
+    (RMSprop, dict(momentum=-0.5), "momentum"),
+    (Adam, dict(betas=(1.0, 0.999)), r"betas\[0\]"),
+    (Adam, dict(betas=(0.9, -0.1)), r"betas\[1\]"),
+    (AdamW, dict(weight_decay=-1e-2), "weight_decay"),
+    (Adam, dict(eps=-1.0), "eps"),
+    (Adam, dict(lr=0.0), "lr"),
+])
+def test_adaptive_bad_keywords(cls, bad, match):
+    with pytest.raises(ValueError, match=match):
+        cls(Linear(2, 2, rng=np.random.default_rng(0)), **bad)
+
+
+def _quadratic_grad(w):
+    """Gradient of f(w) = (w_0^2 + 25 w_1^2) / 2, an ill-conditioned bowl."""
+    return np.array([1.0, 25.0]) * w
+
+
+def _sgd_iterates(lr, steps, **hyper):
+    layer = Linear(1, 2, rng=np.random.default_rng(0))
+    layer.params = {"w": np.array([[1.0], [1.0]])}
+    opt = SGD(layer, lr=lr, **hyper)
+    out = []
+    for _ in range(steps):
+        layer.grads = {"w": _quadratic_grad(layer.params["w"][:, 0])[:, None]}
+        opt.step()
+        out.append(layer.params["w"][:, 0].copy())
+    return np.array(out)
+
+
+def test_sgd_momentum_equals_the_velocity_form_with_a_constant_lr():
+    # v <- mu v - lr g;  w <- w + v  (the textbook form) gives the same iterates as torch's
+    # b <- mu b + g;  w <- w - lr b, because v = -lr b when lr does not change.
+    lr, mu = 0.03, 0.9
+    w, v, book = np.array([1.0, 1.0]), np.zeros(2), []
+    for _ in range(30):
+        v = mu * v - lr * _quadratic_grad(w)
+        w = w + v
+        book.append(w.copy())
+    np.testing.assert_allclose(_sgd_iterates(lr, 30, momentum=mu), book, rtol=1e-12, atol=1e-15)
+
+
+def test_sgd_nesterov_iterates_are_the_look_ahead_points_of_the_textbook_form():
+    # Textbook Nesterov: w_ahead = w + mu v;  v <- mu v - lr grad(w_ahead);  w <- w + v.
+    # torch's reparametrised form (b <- mu b + g; w <- w - lr (g + mu b)) tracks w + mu v.
+    lr, mu = 0.03, 0.9
+    w, v, ahead, book = np.array([1.0, 1.0]), np.zeros(2), [], []
+    for _ in range(30):
+        v = mu * v - lr * _quadratic_grad(w + mu * v)
+        w = w + v
+        book.append(w.copy())
+        ahead.append(w + mu * v)
+    ours = _sgd_iterates(lr, 30, momentum=mu, nesterov=True)
+    np.testing.assert_allclose(ours, ahead, rtol=1e-12, atol=1e-15)
+    # Negative case: they are not the textbook's w itself, and the comparison says so.
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(ours, book, rtol=1e-12, atol=1e-15)
