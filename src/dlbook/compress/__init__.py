@@ -10,6 +10,9 @@ or the definition where neither has the operation).
 from dlbook.compress.binary import (binarize_backward, binarize_forward, binarize_stochastic,
                                     binary_sign, clip_shadow_weights, xnor_binarize_backward,
                                     xnor_binarize_forward, xnor_dot)
+from dlbook.compress.design import (conv2d_macs, conv2d_params, depthwise_separable_macs,
+                                    depthwise_separable_params, fire_macs, fire_params,
+                                    squeezenet_v1_0_params)
 from dlbook.compress.distill import (distillation_loss_backward, distillation_loss_forward,
                                      soft_targets)
 from dlbook.compress.lowrank import low_rank, low_rank_error
@@ -38,4 +41,6 @@ __all__ = [
     "soft_targets", "distillation_loss_forward", "distillation_loss_backward",
     "to_csr", "to_csr_naive", "from_csr", "pack_mask", "unpack_mask", "pack_codes",
     "unpack_codes", "to_relative", "from_relative", "size_in_bytes",
+    "conv2d_params", "conv2d_macs", "depthwise_separable_params", "depthwise_separable_macs",
+    "fire_params", "fire_macs", "squeezenet_v1_0_params",
 ]
