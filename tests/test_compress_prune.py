@@ -10,7 +10,8 @@ from torch.nn.utils import prune
 from conftest import TIGHT
 from dlbook.activations import relu
 from dlbook.compress import (filter_l1_norms, filters_to_keep, global_magnitude_masks,
-                             magnitude_mask, magnitude_mask_naive, num_to_prune, prune_filters)
+                             group_lasso_backward, group_lasso_forward, group_norms, magnitude_mask,
+                             magnitude_mask_naive, num_to_prune, prune_filters)
 from dlbook.conv import conv2d_forward
 from dlbook.linear import linear_forward
 from dlbook.pool import max_pool2d_forward
@@ -234,3 +235,38 @@ def test_prune_filters_bad_input(w1_shape, b1_shape, w2_shape, keep, match, rng)
     with pytest.raises(ValueError, match=match):
         prune_filters(rng.standard_normal(w1_shape), rng.standard_normal(b1_shape),
                       rng.standard_normal(w2_shape), np.array(keep, dtype=int))
+
+
+# --- group lasso (structured sparsity) ------------------------------------------------------
+
+@pytest.mark.parametrize("shape, dim", [((6, 3, 3, 3), 0), ((6, 3, 3, 3), 1), ((5, 4), 0), ((5, 4), 1)])
+def test_group_lasso_matches_torch(shape, dim, rng):
+    w = rng.standard_normal(shape)
+    index = [slice(None)] * len(shape)
+    index[dim] = 1
+    w[tuple(index)] = 0.0  # one group exactly zero: the subgradient 0
+    w0 = w.copy()
+    dout = float(rng.standard_normal())
+    penalty, cache = group_lasso_forward(w, dim)
+    dw = group_lasso_backward(dout, cache)
+    w_t = torch.from_numpy(w).requires_grad_(True)
+    groups = w_t.movedim(dim, 0).reshape(shape[dim], -1)
+    penalty_t = torch.linalg.vector_norm(groups, dim=1).sum()
+    (penalty_t * dout).backward()
+    np.testing.assert_allclose(penalty, penalty_t.item(), **TIGHT)
+    np.testing.assert_allclose(dw, w_t.grad.numpy(), **TIGHT)
+    np.testing.assert_allclose(group_norms(w, dim), torch.linalg.vector_norm(groups, dim=1).detach(),
+                               **TIGHT)
+    np.testing.assert_array_equal(w, w0)
+    with pytest.raises(AssertionError):  # negative case: the gradient of the squared norm instead
+        np.testing.assert_allclose(dout * w, w_t.grad.numpy(), **TIGHT)
+
+
+def test_group_lasso_bad_input(rng):
+    with pytest.raises(ValueError, match="dim: expected 0"):
+        group_lasso_forward(rng.standard_normal((3, 4)), 2)
+    with pytest.raises(ValueError, match="dim: expected 0"):
+        group_norms(rng.standard_normal(4), 0)
+    _, cache = group_lasso_forward(rng.standard_normal((3, 4)))
+    with pytest.raises(ValueError, match="dout: expected a scalar"):
+        group_lasso_backward(np.ones(3), cache)

@@ -17,6 +17,7 @@ from dlbook.compress.distill import (distillation_loss_backward, distillation_lo
                                      soft_targets)
 from dlbook.compress.lowrank import low_rank, low_rank_error
 from dlbook.compress.prune import (filter_l1_norms, filters_to_keep, global_magnitude_masks,
+                                   group_lasso_backward, group_lasso_forward, group_norms,
                                    magnitude_mask, magnitude_mask_naive, num_to_prune,
                                    prune_filters)
 from dlbook.compress.quantize import (QUANT_RANGES, dequantize, fake_quantize_backward,
@@ -31,6 +32,7 @@ from dlbook.compress.sparse import (from_csr, from_relative, pack_codes, pack_ma
 __all__ = [
     "magnitude_mask", "magnitude_mask_naive", "global_magnitude_masks", "num_to_prune",
     "filter_l1_norms", "filters_to_keep", "prune_filters",
+    "group_norms", "group_lasso_forward", "group_lasso_backward",
     "fake_quantize_forward", "fake_quantize_backward", "minmax_qparams", "symmetric_qparams",
     "quantize", "dequantize", "QUANT_RANGES",
     "low_rank", "low_rank_error",

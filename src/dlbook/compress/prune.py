@@ -7,6 +7,9 @@ Two granularities, as in the chapter:
   The network keeps its shape, so a dense implementation runs no faster; only a sparse format
   (:mod:`dlbook.compress.sparse`) makes the model smaller. Words as ``torch.nn.utils.prune``:
   ``amount`` is a fraction (float in [0, 1]) or a count (int) of entries to prune.
+* **Structured sparsity** (Wen et al., 2016, "SSL"): a group-lasso penalty
+  lambda * sum_g ||w_g||_2 over groups g (whole filters, or whole input channels) added to the
+  loss drives entire groups to zero during training, after which they can be removed.
 * **Filter pruning** (Li et al., 2017). Score each filter of a conv layer by its l1 norm
   ``s_f = sum_{c,i,j} |w[f, c, i, j]|``, keep the largest, and build a genuinely smaller dense
   network: the kept filters (and biases) of this layer, and the matching input channels of the
@@ -25,6 +28,7 @@ from dlbook._validate import as_array, check_ndim
 __all__ = [
     "num_to_prune", "magnitude_mask_naive", "magnitude_mask", "global_magnitude_masks",
     "filter_l1_norms", "filters_to_keep", "prune_filters",
+    "group_norms", "group_lasso_forward", "group_lasso_backward",
 ]
 
 
@@ -51,7 +55,10 @@ def num_to_prune(amount: float | int, size: int) -> int:
 
 
 def magnitude_mask_naive(w: np.ndarray, amount: float | int) -> np.ndarray:
-    """Readable version of :func:`magnitude_mask`: prune the smallest |w| one at a time."""
+    """Readable version of :func:`magnitude_mask`: prune the smallest |w| one at a time.
+
+    O(k * size) work: for printing and for small arrays; use :func:`magnitude_mask` on layers.
+    """
     w = as_array(w, "w")
     k = num_to_prune(amount, w.size)
     mask = np.ones(w.size)
@@ -189,3 +196,49 @@ def prune_filters(w1: np.ndarray, b1: np.ndarray | None, w2: np.ndarray, keep: n
         raise ValueError(f"w2: expected a conv (F2, F, KH2, KW2) or linear (D_out, F * S) weight, "
                          f"got shape {w2.shape}")
     return w1[keep].copy(), b1_small, w2_small
+
+
+def _group_matrix(w: np.ndarray, dim: int) -> np.ndarray:
+    if w.ndim < 2 or dim not in (0, 1):
+        raise ValueError(f"dim: expected 0 (filters) or 1 (input channels) of a weight with at "
+                         f"least 2 axes, got dim={dim!r} for shape {w.shape}")
+    return np.moveaxis(w, dim, 0).reshape(w.shape[dim], -1)  # (G, rest)
+
+
+def group_norms(w: np.ndarray, dim: int = 0) -> np.ndarray:
+    """l2 norm of each slice of ``w`` along ``dim``: filters (dim 0) or input channels (dim 1).
+
+    For a conv weight (F, C, KH, KW): ||w[f]||_2, shape (F,), or ||w[:, c]||_2, shape (C,).
+    """
+    w = as_array(w, "w")
+    return np.sqrt(np.sum(_group_matrix(w, dim) ** 2, axis=1))
+
+
+def group_lasso_forward(w: np.ndarray, dim: int = 0):
+    """Group-lasso penalty R(w) = sum_g ||w_g||_2 over the slices of ``w`` along ``dim``.
+
+    Multiply by lambda and add to the loss (Wen et al.'s structured sparsity learning, with
+    filter-wise groups for dim=0 and channel-wise groups for dim=1 of a (F, C, KH, KW) weight).
+    Returns ``(penalty, cache)``, penalty a float.
+    """
+    w = as_array(w, "w")
+    norms = group_norms(w, dim)
+    return float(norms.sum()), (w, dim, norms)
+
+
+def group_lasso_backward(dout: float, cache) -> np.ndarray:
+    """dR/dw_g = w_g / ||w_g||_2 for each group, times the scalar ``dout``.
+
+    A group that is exactly zero gets gradient 0 (the subgradient torch's ``linalg.vector_norm``
+    also returns there). Matches torch's autograd of ``torch.linalg.vector_norm`` summed over
+    the groups.
+    """
+    w, dim, norms = cache
+    dout = np.asarray(dout, dtype=float)
+    if dout.ndim != 0:
+        raise ValueError(f"dout: expected a scalar (the penalty is a scalar), got shape {dout.shape}")
+    safe = np.where(norms > 0, norms, 1.0)
+    scale = np.where(norms > 0, 1.0 / safe, 0.0)  # (G,)
+    shape = [1] * w.ndim
+    shape[dim] = -1
+    return float(dout) * w * scale.reshape(shape)
