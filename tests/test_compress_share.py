@@ -9,8 +9,10 @@ import torch
 from sklearn.cluster import KMeans
 
 from conftest import TIGHT
-from dlbook.compress import (kmeans_share, shared_weights_backward, shared_weights_backward_naive,
-                             shared_weights_forward, smallest_uint)
+from dlbook.compress import (kmeans_share, pack_codes, pq_compression_ratio, product_quantize,
+                             product_reconstruct, shared_weights_backward,
+                             shared_weights_backward_naive, shared_weights_forward, size_in_bytes,
+                             smallest_uint)
 
 
 def sse(w, codebook, indices) -> float:
@@ -138,3 +140,62 @@ def test_backward_checks_dw_shape(rng):
     _, cache = shared_weights_forward(rng.standard_normal(4), np.zeros((2, 3), int))
     with pytest.raises(ValueError, match=r"dw: expected shape \(2, 3\)"):
         shared_weights_backward(rng.standard_normal((3, 2)), cache)
+
+
+# --- product quantisation ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, s, bits", [((64, 16), 4, 3), ((40, 12), 3, 2), ((32, 8), 1, 4)])
+def test_product_quantize_matches_sklearn_per_block(shape, s, bits, rng):
+    w = rng.standard_normal(shape)
+    w0 = w.copy()
+    codebooks, indices = product_quantize(w, s, bits, np.random.default_rng(7))
+    m, n = shape
+    k, d = 2**bits, n // s
+    assert codebooks.shape == (s, k, d) and indices.shape == (m, s) and indices.dtype == np.uint8
+    np.testing.assert_array_equal(w, w0)
+    starts = np.random.default_rng(7)  # the documented starts: k distinct rows per block, in turn
+    compared = 0
+    for b in range(s):
+        block = w[:, b * d:(b + 1) * d]
+        start = block[starts.choice(m, size=k, replace=False)]
+        km = KMeans(n_clusters=k, init=start, n_init=1, max_iter=100, tol=0.0, algorithm="lloyd")
+        km.fit(block)
+        if np.bincount(km.labels_, minlength=k).min() == 0:
+            continue  # scikit-learn relocates empty clusters; we keep them (documented)
+        np.testing.assert_allclose(codebooks[b], km.cluster_centers_, rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(indices[:, b], km.labels_)
+        compared += 1
+    assert compared > 0
+    approx = product_reconstruct(codebooks, indices)
+    assert approx.shape == shape
+    # every row piece sits with its nearest centroid (the assignment step's fixed point)
+    for b in range(s):
+        dist = ((w[:, None, b * d:(b + 1) * d] - codebooks[b][None]) ** 2).sum(axis=2)
+        np.testing.assert_allclose(dist[np.arange(m), indices[:, b]], dist.min(axis=1), **TIGHT)
+    with pytest.raises(AssertionError):  # negative case: one index off is caught
+        wrong = indices.copy()
+        wrong[0, 0] = (wrong[0, 0] + 1) % k
+        np.testing.assert_allclose(product_reconstruct(codebooks, wrong), approx, **TIGHT)
+
+
+def test_pq_ratio_from_the_encoded_arrays(rng):
+    m, n, s, bits = 64, 32, 8, 4
+    w = rng.standard_normal((m, n)).astype(np.float32)
+    codebooks, indices = product_quantize(w, s, bits, rng)
+    stored = size_in_bytes(codebooks.astype(np.float32), pack_codes(indices, bits))
+    assert stored == 4 * s * 2**bits * (n // s) + m * s * bits // 8
+    assert size_in_bytes(w) / stored == pytest.approx(pq_compression_ratio(m, n, s, 2**bits), rel=1e-12)
+    # the corrected formula of the chapter's fc7-like example: 4096 x 4096, s = 1024, k = 256
+    assert pq_compression_ratio(4096, 4096, 1024, 256) == pytest.approx(8.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda w: product_quantize(w, 5, 2, np.random.default_rng(0)), "num_subspaces: expected a positive divisor"),
+    (lambda w: product_quantize(w, 4, 4, np.random.default_rng(0)), "bits: expected an int >= 1 with 2"),
+    (lambda w: product_quantize(w[0], 4, 1, np.random.default_rng(0)), "w: expected a 2-D matrix"),
+    (lambda w: product_reconstruct(np.zeros((2, 4, 2)), np.zeros((3, 3), int)), "codebooks, indices"),
+    (lambda w: pq_compression_ratio(4, 4, 2, 6), "k: expected a power of two"),
+])
+def test_pq_bad_input(call, match, rng):
+    with pytest.raises(ValueError, match=match):
+        call(rng.standard_normal((10, 8)))

@@ -23,7 +23,8 @@ from dlbook.compress.prune import (filter_l1_norms, filters_to_keep, global_magn
 from dlbook.compress.quantize import (QUANT_RANGES, dequantize, fake_quantize_backward,
                                       fake_quantize_forward, minmax_qparams, quantize,
                                       symmetric_qparams)
-from dlbook.compress.share import (kmeans_share, shared_weights_backward,
+from dlbook.compress.share import (kmeans_share, pq_compression_ratio, product_quantize,
+                                   product_reconstruct, shared_weights_backward,
                                    shared_weights_backward_naive, shared_weights_forward,
                                    smallest_uint)
 from dlbook.compress.sparse import (from_csr, from_relative, pack_codes, pack_mask, size_in_bytes,
@@ -38,6 +39,7 @@ __all__ = [
     "low_rank", "low_rank_error",
     "kmeans_share", "shared_weights_forward", "shared_weights_backward",
     "shared_weights_backward_naive", "smallest_uint",
+    "product_quantize", "product_reconstruct", "pq_compression_ratio",
     "binary_sign", "binarize_forward", "binarize_backward", "binarize_stochastic",
     "clip_shadow_weights", "xnor_binarize_forward", "xnor_binarize_backward", "xnor_dot",
     "soft_targets", "distillation_loss_forward", "distillation_loss_backward",

@@ -19,6 +19,13 @@ the gradients of the weights that share it,
     dL/dc_j = sum_{i : a(i) = j} dL/dw_i,
 
 which :func:`shared_weights_backward` computes (``torch.Tensor.index_add_`` in torch).
+
+Product quantisation (:func:`product_quantize`) shares short *vectors* instead of scalars: the
+columns of W (m, n) are cut into s blocks of d = n / s, and in each block the m row pieces
+(vectors of length d) are clustered into k centroids. Storage is s codebooks of k * d floats
+plus m * s indices of log2(k) bits, so the compression ratio against float32 is
+
+    32 m n / (32 k n + m s log2 k).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from dlbook._validate import as_array
 
 __all__ = [
     "smallest_uint", "kmeans_share", "shared_weights_forward", "shared_weights_backward_naive",
-    "shared_weights_backward",
+    "shared_weights_backward", "product_quantize", "product_reconstruct", "pq_compression_ratio",
 ]
 
 _INITS = ("linear", "random", "density")
@@ -53,6 +60,33 @@ def _initial_centroids(w_flat: np.ndarray, k: int, init: str, rng) -> np.ndarray
     if rng is None:
         raise ValueError("rng: init='random' draws its centroids; pass an np.random.Generator")
     return rng.choice(w_flat, size=k, replace=False)  # "Forgy": k distinct weights at random
+
+
+def _lloyd(points: np.ndarray, centroids: np.ndarray, max_iter: int):
+    """Lloyd's k-means on points (n, d) from centroids (k, d): ``(centroids, assignment)``.
+
+    Assign each point to the nearest centroid (squared Euclidean distance; ties to the lower
+    index), move each centroid to the mean of its points (a centroid without points stays),
+    repeat until the assignment is unchanged or ``max_iter`` updates were made.
+    """
+    centroids = centroids.copy()
+    k = centroids.shape[0]
+
+    def nearest(c):
+        return np.argmin(np.sum((points[:, None, :] - c[None, :, :]) ** 2, axis=2), axis=1)
+
+    assign = nearest(centroids)  # (n,)
+    for _ in range(max_iter):
+        counts = np.bincount(assign, minlength=k)
+        filled = counts > 0
+        for j in range(points.shape[1]):  # per coordinate: sums of the members, by cluster
+            sums = np.bincount(assign, weights=points[:, j], minlength=k)
+            centroids[filled, j] = sums[filled] / counts[filled]
+        new_assign = nearest(centroids)
+        if np.array_equal(new_assign, assign):
+            break
+        assign = new_assign
+    return centroids, assign
 
 
 def kmeans_share(w: np.ndarray, bits: int, rng: np.random.Generator | None = None,
@@ -83,17 +117,9 @@ def kmeans_share(w: np.ndarray, bits: int, rng: np.random.Generator | None = Non
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
         raise ValueError(f"max_iter: expected an int >= 0, got {max_iter!r}")
     w_flat = w.ravel()
-    codebook = _initial_centroids(w_flat, k, init, rng).astype(w.dtype)
-    assign = np.argmin(np.abs(w_flat[:, None] - codebook[None, :]), axis=1)  # (n,)
-    for _ in range(max_iter):
-        counts = np.bincount(assign, minlength=k)
-        sums = np.bincount(assign, weights=w_flat, minlength=k)
-        filled = counts > 0
-        codebook[filled] = sums[filled] / counts[filled]  # centroid = mean of its members
-        new_assign = np.argmin(np.abs(w_flat[:, None] - codebook[None, :]), axis=1)
-        if np.array_equal(new_assign, assign):
-            break
-        assign = new_assign
+    start = _initial_centroids(w_flat, k, init, rng).astype(w.dtype)
+    codebook, assign = _lloyd(w_flat[:, None], start[:, None], max_iter)  # scalars: d = 1
+    codebook = codebook[:, 0]
     return codebook, assign.astype(smallest_uint(k - 1)).reshape(w.shape)
 
 
@@ -146,3 +172,63 @@ def shared_weights_backward(dw: np.ndarray, cache) -> np.ndarray:
     if dw.shape != indices.shape:
         raise ValueError(f"dw: expected shape {indices.shape} (that of indices), got {dw.shape}")
     return np.bincount(indices.ravel(), weights=dw.ravel(), minlength=k).astype(dw.dtype)
+
+
+def product_quantize(w: np.ndarray, num_subspaces: int, bits: int, rng: np.random.Generator,
+                     max_iter: int = 100):
+    """Product quantisation of a matrix: k-means on the row pieces of each column block.
+
+    Args:
+        w: (m, n) weight matrix; n must be a multiple of ``num_subspaces`` s.
+        num_subspaces: s, the number of column blocks of width d = n / s.
+        bits: log2 k; k = 2^bits centroids per block, at most m.
+        rng: draws the start of each block's k-means: for block 0, 1, ... in turn, the k distinct
+            rows ``rng.choice(m, size=k, replace=False)`` of that block.
+        max_iter: at most this many Lloyd updates per block.
+    Returns:
+        ``(codebooks, indices)``: codebooks (s, k, d) in w's dtype, indices (m, s) in the smallest
+        unsigned dtype; row i of block b is replaced by ``codebooks[b, indices[i, b]]``.
+    """
+    w = as_array(w, "w")
+    if w.ndim != 2:
+        raise ValueError(f"w: expected a 2-D matrix (m, n), got shape {w.shape}")
+    m, n = w.shape
+    s = num_subspaces
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 or n % s:
+        raise ValueError(f"num_subspaces: expected a positive divisor of n = {n}, got {s!r}")
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or bits < 1 or 2**bits > m:
+        raise ValueError(f"bits: expected an int >= 1 with 2^bits <= m = {m} (k centroids need k "
+                         f"rows), got {bits!r}")
+    k, d = 2 ** int(bits), n // s
+    codebooks = np.empty((s, k, d), dtype=w.dtype)
+    indices = np.empty((m, s), dtype=smallest_uint(k - 1))
+    for b in range(s):
+        block = w[:, b * d:(b + 1) * d]  # (m, d)
+        start = block[rng.choice(m, size=k, replace=False)]  # (k, d)
+        codebooks[b], indices[:, b] = _lloyd(block, start, max_iter)
+    return codebooks, indices
+
+
+def product_reconstruct(codebooks: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """The (m, n) matrix that :func:`product_quantize`'s codebooks and indices stand for."""
+    codebooks, indices = np.asarray(codebooks), np.asarray(indices)
+    if codebooks.ndim != 3 or indices.ndim != 2 or indices.shape[1] != codebooks.shape[0]:
+        raise ValueError(f"codebooks, indices: expected (s, k, d) and (m, s), got "
+                         f"{codebooks.shape} and {indices.shape}")
+    _check_indices(indices, codebooks.shape[1])
+    blocks = [codebooks[b][indices[:, b]] for b in range(codebooks.shape[0])]  # s x (m, d)
+    return np.concatenate(blocks, axis=1)
+
+
+def pq_compression_ratio(m: int, n: int, num_subspaces: int, k: int) -> float:
+    """float32 size over product-quantised size: 32 m n / (32 k n + m s log2 k).
+
+    The s codebooks hold k * (n / s) floats each (32 k n bits in all); the m * s indices take
+    log2 k bits each. For a 4096 x 4096 layer with s = 1024 and k = 256 this is 8.
+    """
+    for name, value in (("m", m), ("n", n), ("num_subspaces", num_subspaces), ("k", k)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    if k & (k - 1) or k < 2:
+        raise ValueError(f"k: expected a power of two >= 2, got {k}")
+    return 32 * m * n / (32 * k * n + m * num_subspaces * np.log2(k))
