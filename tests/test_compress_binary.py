@@ -49,7 +49,8 @@ def test_binaryconnect_matches_torch_ste(shape, rng):
     np.testing.assert_array_equal(wb, wb_t.detach().numpy())
     np.testing.assert_allclose(dw, w_t.grad.numpy(), **TIGHT)
     np.testing.assert_array_equal(dw[np.abs(w) > 1], 0.0)
-    np.testing.assert_array_equal(dw[np.abs(w) <= 1], dout[np.abs(w) <= 1])  # gate is closed [-1, 1]
+    inside = np.abs(w) <= 1  # the gate is the closed interval [-1, 1]
+    np.testing.assert_array_equal(dw[inside], dout[inside])
     np.testing.assert_array_equal(w, w0)
     np.testing.assert_array_equal(dout, dout0)
     with pytest.raises(AssertionError):  # negative case: the ungated identity is caught
@@ -123,11 +124,14 @@ def test_xnor_popcount_dot_equals_the_pm1_dot(n, rng):
 
 @pytest.mark.parametrize("call, match", [
     (lambda: xnor_binarize_forward(np.ones(4)), "w: expected filters along axis 0"),
-    (lambda: binarize_backward(np.ones(3), binarize_forward(np.ones(4))[1]), r"dout: expected shape \(4,\)"),
+    (lambda: binarize_backward(np.ones(3), binarize_forward(np.ones(4))[1]),
+     r"dout: expected shape \(4,\)"),
     (lambda: xnor_binarize_backward(np.ones((2, 2)), xnor_binarize_forward(np.ones((2, 3)))[1]),
      r"dout: expected shape \(2, 3\)"),
-    (lambda: xnor_dot(np.zeros(2, np.uint8), np.zeros(3, np.uint8), 8), "a_bits, b_bits: expected two"),
-    (lambda: xnor_dot(np.zeros(2, np.uint8), np.zeros(2, np.uint8), 17), r"n: expected a length in \[0, 16\]"),
+    (lambda: xnor_dot(np.zeros(2, np.uint8), np.zeros(3, np.uint8), 8),
+     "a_bits, b_bits: expected two"),
+    (lambda: xnor_dot(np.zeros(2, np.uint8), np.zeros(2, np.uint8), 17),
+     r"n: expected a length in \[0, 16\]"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):

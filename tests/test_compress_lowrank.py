@@ -33,7 +33,8 @@ def test_linear_factors_match_torch_svd(shape, rank, rng):
         np.testing.assert_allclose(w_second @ w_first, w, **TIGHT)
 
 
-@pytest.mark.parametrize("shape, rank", [((7, 5), 1), ((7, 5), 3), ((16, 3, 3, 3), 4), ((6, 2, 1, 3), 2)])
+@pytest.mark.parametrize("shape, rank", [((7, 5), 1), ((7, 5), 3), ((16, 3, 3, 3), 4),
+                                         ((6, 2, 1, 3), 2)])
 def test_eckart_young_error(shape, rank, rng):
     w = rng.standard_normal(shape)
     w_mat = w.reshape(shape[0], -1)
@@ -64,7 +65,8 @@ def test_two_linear_layers_equal_the_reconstructed_layer(rng):
         np.testing.assert_allclose(out, linear_forward(x, w, b)[0], **TIGHT)
 
 
-CONV_CASES = [((2, 3, 7, 6), (5, 3, 3, 3), 2, 1, 1), ((2, 2, 8, 9), (4, 2, 3, 2), 3, (2, 1), (1, 0)),
+CONV_CASES = [((2, 3, 7, 6), (5, 3, 3, 3), 2, 1, 1),
+              ((2, 2, 8, 9), (4, 2, 3, 2), 3, (2, 1), (1, 0)),
               ((1, 4, 5, 5), (6, 4, 1, 1), 4, 1, 0), ((3, 1, 6, 6), (8, 1, 3, 3), 8, 2, 1)]
 
 
@@ -78,10 +80,11 @@ def test_conv_as_filter_bank_then_1x1(x_shape, w_shape, rank, stride, padding, r
     maps, _ = conv2d_forward(x, w_first, None, stride, padding)  # (N, k, OH, OW)
     out, _ = conv2d_forward(maps, w_second, b)  # 1x1 conv mixes the k maps into F
     w_k = (w_second[:, :, 0, 0] @ w_first.reshape(rank, -1)).reshape(w_shape)
-    np.testing.assert_allclose(w_k.reshape(f, -1), torch_best_rank_k(w.reshape(f, -1), rank), **TIGHT)
+    best = torch_best_rank_k(w.reshape(f, -1), rank)
+    np.testing.assert_allclose(w_k.reshape(f, -1), best, **TIGHT)
     np.testing.assert_allclose(out, conv2d_forward(x, w_k, b, stride, padding)[0], **TIGHT)
-    out_t = F.conv2d(F.conv2d(torch.from_numpy(x), torch.from_numpy(w_first), None, stride, padding),
-                     torch.from_numpy(w_second), torch.from_numpy(b)).numpy()
+    maps_t = F.conv2d(torch.from_numpy(x), torch.from_numpy(w_first), None, stride, padding)
+    out_t = F.conv2d(maps_t, torch.from_numpy(w_second), torch.from_numpy(b)).numpy()
     np.testing.assert_allclose(out, out_t, **TIGHT)
     if rank < min(f, c * kh * kw):  # truncated: not the original layer
         with pytest.raises(AssertionError):
@@ -92,7 +95,8 @@ def test_conv_as_filter_bank_then_1x1(x_shape, w_shape, rank, stride, padding, r
                                                 ((5, 4), 5, r"rank: expected an int in \[1, 4\]"),
                                                 ((5, 4), 2.0, "rank: expected an int"),
                                                 ((5, 4, 3), 1, "w: expected a linear"),
-                                                ((2, 3, 3, 3), 3, r"rank: expected an int in \[1, 2\]")])
+                                                ((2, 3, 3, 3), 3,
+                                                 r"rank: expected an int in \[1, 2\]")])
 def test_bad_input(shape, rank, match, rng):
     w = rng.standard_normal(shape)
     with pytest.raises(ValueError, match=match):

@@ -79,7 +79,8 @@ def test_ties_at_the_threshold_prune_the_same_magnitudes_as_torch(size, rng):
     for amount in (0.2, 0.5, 0.8, 3):
         mask, mask_t = magnitude_mask(w, amount), torch_mask(w, amount)
         assert (mask == 0).sum() == (mask_t == 0).sum()
-        np.testing.assert_array_equal(np.sort(np.abs(w[mask == 0])), np.sort(np.abs(w[mask_t == 0])))
+        np.testing.assert_array_equal(np.sort(np.abs(w[mask == 0])),
+                                      np.sort(np.abs(w[mask_t == 0])))
         np.testing.assert_array_equal(magnitude_mask_naive(w, amount), mask)
         if (mask == 0).any() and (mask == 1).any():
             assert np.abs(w[mask == 0]).max() <= np.abs(w[mask == 1]).min()
@@ -101,7 +102,8 @@ def test_wrong_mask_fails_the_comparison(rng):
 
 @pytest.mark.parametrize("amount", [0.0, 0.25, 0.5, 0.9, 1.0, 0, 7, 77])
 def test_global_masks_match_torch(amount, rng):
-    ws = [rng.standard_normal((4, 3)), 0.1 * rng.standard_normal((5, 2, 3, 3)), rng.standard_normal(11)]
+    ws = [rng.standard_normal((4, 3)), 0.1 * rng.standard_normal((5, 2, 3, 3)),
+          rng.standard_normal(11)]
     before = [w.copy() for w in ws]
     masks = global_magnitude_masks(ws, amount)
     for mask, mask_t, w, w0 in zip(masks, torch_global_masks(ws, amount), ws, before):
@@ -119,7 +121,8 @@ def test_global_differs_from_per_layer_and_fails_when_compared(rng):
     assert (global_t[1] == 0).mean() > 0.5
 
 
-@pytest.mark.parametrize("bad, match", [(1.5, "fraction in"), (-0.1, "fraction in"), (-1, "count in"),
+@pytest.mark.parametrize("bad, match", [(1.5, "fraction in"), (-0.1, "fraction in"),
+                                        (-1, "count in"),
                                         (13, "count in"), (True, "float in"), ("half", "float in")])
 def test_bad_amount_raises(bad, match, rng):
     w = rng.standard_normal((3, 4))
@@ -138,8 +141,8 @@ def test_global_needs_arrays():
 
 def test_filter_l1_norms_match_torch(rng):
     w = rng.standard_normal((6, 3, 3, 2))
-    np.testing.assert_allclose(filter_l1_norms(w), torch.norm(torch.from_numpy(w), p=1, dim=(1, 2, 3)),
-                               **TIGHT)
+    norms_t = torch.norm(torch.from_numpy(w), p=1, dim=(1, 2, 3))
+    np.testing.assert_allclose(filter_l1_norms(w), norms_t, **TIGHT)
 
 
 @pytest.mark.parametrize("amount", [0.0, 0.5, 0.75, 2, 5])
@@ -190,12 +193,12 @@ def test_pruned_conv_conv_net_equals_zeroed_big_net(amount, rng):
     assert w1s.shape == (keep.size, 2, 3, 3) and b1s.shape == (keep.size,)
     assert w2s.shape == (5, keep.size, 3, 2)
     w1z, b1z = _zeroed(w1, b1, keep)
-    np.testing.assert_allclose(conv_conv(x, w1s, b1s, w2s, b2), conv_conv(x, w1z, b1z, w2, b2), **TIGHT)
+    big = conv_conv(x, w1z, b1z, w2, b2)
+    np.testing.assert_allclose(conv_conv(x, w1s, b1s, w2s, b2), big, **TIGHT)
     # negative case: the next layer's channels taken in the wrong place changes the output
     wrong_w2 = w2[:, np.roll(keep, 1)] if keep.size > 1 else w2[:, (keep + 1) % 8]
     with pytest.raises(AssertionError):
-        np.testing.assert_allclose(conv_conv(x, w1s, b1s, wrong_w2, b2),
-                                   conv_conv(x, w1z, b1z, w2, b2), **TIGHT)
+        np.testing.assert_allclose(conv_conv(x, w1s, b1s, wrong_w2, b2), big, **TIGHT)
 
 
 def test_pruned_conv_fc_net_equals_zeroed_big_net(rng):
@@ -210,7 +213,8 @@ def test_pruned_conv_fc_net_equals_zeroed_big_net(rng):
     np.testing.assert_allclose(conv_pool_fc(x, w1s, b1s, w2s, b2), big, **TIGHT)
     # negative case: keeping the first columns (not each kept channel's block) is wrong
     with pytest.raises(AssertionError):
-        np.testing.assert_allclose(conv_pool_fc(x, w1s, b1s, w2[:, :keep.size * 6], b2), big, **TIGHT)
+        first_columns = w2[:, :keep.size * 6]
+        np.testing.assert_allclose(conv_pool_fc(x, w1s, b1s, first_columns, b2), big, **TIGHT)
 
 
 def test_prune_filters_without_bias(rng):
@@ -239,7 +243,8 @@ def test_prune_filters_bad_input(w1_shape, b1_shape, w2_shape, keep, match, rng)
 
 # --- group lasso (structured sparsity) ------------------------------------------------------
 
-@pytest.mark.parametrize("shape, dim", [((6, 3, 3, 3), 0), ((6, 3, 3, 3), 1), ((5, 4), 0), ((5, 4), 1)])
+@pytest.mark.parametrize("shape, dim", [((6, 3, 3, 3), 0), ((6, 3, 3, 3), 1), ((5, 4), 0),
+                                        ((5, 4), 1)])
 def test_group_lasso_matches_torch(shape, dim, rng):
     w = rng.standard_normal(shape)
     index = [slice(None)] * len(shape)
@@ -255,8 +260,8 @@ def test_group_lasso_matches_torch(shape, dim, rng):
     (penalty_t * dout).backward()
     np.testing.assert_allclose(penalty, penalty_t.item(), **TIGHT)
     np.testing.assert_allclose(dw, w_t.grad.numpy(), **TIGHT)
-    np.testing.assert_allclose(group_norms(w, dim), torch.linalg.vector_norm(groups, dim=1).detach(),
-                               **TIGHT)
+    norms_t = torch.linalg.vector_norm(groups, dim=1).detach()
+    np.testing.assert_allclose(group_norms(w, dim), norms_t, **TIGHT)
     np.testing.assert_array_equal(w, w0)
     with pytest.raises(AssertionError):  # negative case: the gradient of the squared norm instead
         np.testing.assert_allclose(dout * w, w_t.grad.numpy(), **TIGHT)

@@ -110,7 +110,8 @@ def torch_minmax_qparams(x, dtype, symmetric):
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)  # the observer's buffers, as in ordinary use
     try:
-        observer = torch.ao.quantization.MinMaxObserver(dtype=getattr(torch, dtype), qscheme=qscheme)
+        observer = torch.ao.quantization.MinMaxObserver(dtype=getattr(torch, dtype),
+                                                        qscheme=qscheme)
         observer(torch.from_numpy(x))
         scale, zero_point = observer.calculate_qparams()
     finally:
@@ -154,7 +155,8 @@ def test_quantize_dequantize_match_torch(dtype, symmetric, rng):
     q = quantize(x, scale, zero_point, dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch deprecates quantized tensors; still the oracle
-        q_t = torch.quantize_per_tensor(torch.from_numpy(x), scale, zero_point, getattr(torch, dtype))
+        q_t = torch.quantize_per_tensor(torch.from_numpy(x), scale, zero_point,
+                                        getattr(torch, dtype))
         codes_t, deq_t = q_t.int_repr().numpy(), q_t.dequantize().numpy()
     assert q.dtype == codes_t.dtype == {"quint8": np.uint8, "qint8": np.int8}[dtype]
     np.testing.assert_array_equal(q, codes_t)

@@ -127,8 +127,10 @@ def test_unused_centroid_gets_zero_gradient(rng):
     (lambda w: kmeans_share(w, 2, init="kmeans++"), "init: expected one of"),
     (lambda w: kmeans_share(w, 2, init="random"), "rng: init='random'"),
     (lambda w: kmeans_share(w, 2, max_iter=-1), "max_iter: expected an int >= 0"),
-    (lambda w: shared_weights_forward(w.reshape(2, 5), np.zeros(3, int)), "codebook: expected a 1-D"),
-    (lambda w: shared_weights_forward(w, np.array([0, 10])), r"indices: expected values in \[0, 10\)"),
+    (lambda w: shared_weights_forward(w.reshape(2, 5), np.zeros(3, int)),
+     "codebook: expected a 1-D"),
+    (lambda w: shared_weights_forward(w, np.array([0, 10])),
+     r"indices: expected values in \[0, 10\)"),
     (lambda w: shared_weights_forward(w, np.array([0.0, 1.0])), "indices: expected an integer"),
 ])
 def test_bad_input(call, match, rng):
@@ -184,16 +186,20 @@ def test_pq_ratio_from_the_encoded_arrays(rng):
     codebooks, indices = product_quantize(w, s, bits, rng)
     stored = size_in_bytes(codebooks.astype(np.float32), pack_codes(indices, bits))
     assert stored == 4 * s * 2**bits * (n // s) + m * s * bits // 8
-    assert size_in_bytes(w) / stored == pytest.approx(pq_compression_ratio(m, n, s, 2**bits), rel=1e-12)
+    ratio = pq_compression_ratio(m, n, s, 2**bits)
+    assert size_in_bytes(w) / stored == pytest.approx(ratio, rel=1e-12)
     # the corrected formula of the chapter's fc7-like example: 4096 x 4096, s = 1024, k = 256
     assert pq_compression_ratio(4096, 4096, 1024, 256) == pytest.approx(8.0, rel=1e-12)
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda w: product_quantize(w, 5, 2, np.random.default_rng(0)), "num_subspaces: expected a positive divisor"),
-    (lambda w: product_quantize(w, 4, 4, np.random.default_rng(0)), "bits: expected an int >= 1 with 2"),
+    (lambda w: product_quantize(w, 5, 2, np.random.default_rng(0)),
+     "num_subspaces: expected a positive divisor"),
+    (lambda w: product_quantize(w, 4, 4, np.random.default_rng(0)),
+     "bits: expected an int >= 1 with 2"),
     (lambda w: product_quantize(w[0], 4, 1, np.random.default_rng(0)), "w: expected a 2-D matrix"),
-    (lambda w: product_reconstruct(np.zeros((2, 4, 2)), np.zeros((3, 3), int)), "codebooks, indices"),
+    (lambda w: product_reconstruct(np.zeros((2, 4, 2)), np.zeros((3, 3), int)),
+     "codebooks, indices"),
     (lambda w: pq_compression_ratio(4, 4, 2, 6), "k: expected a power of two"),
 ])
 def test_pq_bad_input(call, match, rng):

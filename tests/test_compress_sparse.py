@@ -130,8 +130,10 @@ def test_relative_of_empty_and_full(rng):
 @pytest.mark.parametrize("call, match", [
     (lambda: to_csr(np.zeros((2, 2, 2))), "w: expected a 2-D matrix"),
     (lambda: from_csr(np.ones(2), np.zeros(2, int), np.array([0, 1]), (2, 3)), "indptr: expected"),
-    (lambda: from_csr(np.ones(2), np.zeros(1, int), np.array([0, 1, 2]), (2, 3)), "data, indices: expected"),
-    (lambda: from_csr(np.ones(2), np.array([0, 3]), np.array([0, 1, 2]), (2, 3)), "indices: expected column"),
+    (lambda: from_csr(np.ones(2), np.zeros(1, int), np.array([0, 1, 2]), (2, 3)),
+     "data, indices: expected"),
+    (lambda: from_csr(np.ones(2), np.array([0, 3]), np.array([0, 1, 2]), (2, 3)),
+     "indices: expected column"),
     (lambda: pack_mask(np.array([0, 2])), "mask: expected only 0s and 1s"),
     (lambda: pack_codes(np.array([0, 4]), 2), r"codes: expected values in \[0, 2\^2\)"),
     (lambda: pack_codes(np.array([0.0]), 2), "codes: expected an integer array"),

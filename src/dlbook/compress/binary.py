@@ -1,4 +1,4 @@
-"""Binary weights: BinaryConnect (Courbariaux et al., 2015) and XNOR-Net scaling (Rastegari et al., 2016).
+"""Binary weights: BinaryConnect (Courbariaux et al., 2015) and XNOR-Net (Rastegari et al., 2016).
 
 BinaryConnect keeps real-valued "shadow" weights w for the optimiser and uses their signs
 w_b = sign(w) in +-1 in the forward and backward passes. We define sign(0) = +1, so that every
@@ -86,7 +86,8 @@ def xnor_binarize_forward(w: np.ndarray):
     """
     w = as_array(w, "w")
     if w.ndim < 2:
-        raise ValueError(f"w: expected filters along axis 0, e.g. (F, C, KH, KW), got shape {w.shape}")
+        raise ValueError(f"w: expected filters along axis 0, e.g. (F, C, KH, KW), got shape "
+                         f"{w.shape}")
     b = binary_sign(w)
     alpha = np.abs(w).reshape(w.shape[0], -1).mean(axis=1)  # (F,)
     alpha_b = alpha.reshape((-1,) + (1,) * (w.ndim - 1))  # (F, 1, 1, 1)

@@ -129,7 +129,8 @@ def filter_l1_norms(w: np.ndarray) -> np.ndarray:
     """
     w = as_array(w, "w")
     if w.ndim < 2:
-        raise ValueError(f"w: expected filters along axis 0, e.g. (F, C, KH, KW), got shape {w.shape}")
+        raise ValueError(f"w: expected filters along axis 0, e.g. (F, C, KH, KW), got shape "
+                         f"{w.shape}")
     return np.abs(w).reshape(w.shape[0], -1).sum(axis=1)
 
 
@@ -174,7 +175,8 @@ def prune_filters(w1: np.ndarray, b1: np.ndarray | None, w2: np.ndarray, keep: n
     if keep.ndim != 1 or not np.issubdtype(keep.dtype, np.integer) or keep.size == 0:
         raise ValueError(f"keep: expected a non-empty 1-D array of filter indices, got {keep!r}")
     if keep.min() < 0 or keep.max() >= n_filters or np.unique(keep).size != keep.size:
-        raise ValueError(f"keep: expected distinct indices in [0, {n_filters}), got {keep.tolist()}")
+        raise ValueError(f"keep: expected distinct indices in [0, {n_filters}), got "
+                         f"{keep.tolist()}")
     b1_small = None
     if b1 is not None:
         b1 = as_array(b1, "b1")
@@ -183,12 +185,14 @@ def prune_filters(w1: np.ndarray, b1: np.ndarray | None, w2: np.ndarray, keep: n
         b1_small = b1[keep].copy()
     if w2.ndim == 4:
         if w2.shape[1] != n_filters:
-            raise ValueError(f"w2: expected {n_filters} input channels (F2, {n_filters}, KH2, KW2), "
+            raise ValueError(f"w2: expected {n_filters} input channels "
+                             f"(F2, {n_filters}, KH2, KW2), "
                              f"got shape {w2.shape}")
         w2_small = w2[:, keep].copy()  # (F2, F', KH2, KW2)
     elif w2.ndim == 2:
         if w2.shape[1] % n_filters != 0:
-            raise ValueError(f"w2: expected (D_out, F * S) with F = {n_filters}, got shape {w2.shape}")
+            raise ValueError(f"w2: expected (D_out, F * S) with F = {n_filters}, got shape "
+                             f"{w2.shape}")
         positions = w2.shape[1] // n_filters
         w2_maps = w2.reshape(w2.shape[0], n_filters, positions)  # (D_out, F, S)
         w2_small = w2_maps[:, keep].reshape(w2.shape[0], -1)  # (D_out, F' * S)
@@ -236,7 +240,8 @@ def group_lasso_backward(dout: float, cache) -> np.ndarray:
     w, dim, norms = cache
     dout = np.asarray(dout, dtype=float)
     if dout.ndim != 0:
-        raise ValueError(f"dout: expected a scalar (the penalty is a scalar), got shape {dout.shape}")
+        raise ValueError(f"dout: expected a scalar (the penalty is a scalar), got shape "
+                         f"{dout.shape}")
     safe = np.where(norms > 0, norms, 1.0)
     scale = np.where(norms > 0, 1.0 / safe, 0.0)  # (G,)
     shape = [1] * w.ndim

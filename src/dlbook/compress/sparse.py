@@ -96,7 +96,8 @@ def pack_mask(mask: np.ndarray) -> np.ndarray:
 def unpack_mask(packed: np.ndarray, shape) -> np.ndarray:
     """The float 0/1 mask of ``shape`` back from :func:`pack_mask`'s bytes."""
     size = int(np.prod(shape))
-    return np.unpackbits(np.asarray(packed, dtype=np.uint8), count=size).astype(float).reshape(shape)
+    bits = np.unpackbits(np.asarray(packed, dtype=np.uint8), count=size)
+    return bits.astype(float).reshape(shape)
 
 
 def _check_bits(bits) -> int:
