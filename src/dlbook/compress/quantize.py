@@ -158,10 +158,11 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: str = "quint8"
     """Integer codes q = clamp(round(x / s) + z, qmin, qmax) as a real ``uint8``/``int8`` array.
 
     The same codes as :func:`fake_quantize_forward` (so ``dequantize(quantize(x, ...))`` equals
-    the fake-quantised x up to the float32 product). Compared with ``torch.quantize_per_tensor(x,
-    scale, zero_point, torch.quint8).int_repr()`` (float32 x): equal except where x / s is
-    exactly halfway between two integers and z is odd. There torch's x86 kernel (FBGEMM) rounds
-    x / s + z, we (and torch's fake quantisation, and its reference kernel) round x / s.
+    the fake-quantised x). Compared with ``torch.quantize_per_tensor(x, scale, zero_point,
+    torch.quint8).int_repr()`` (float32 x): equal except where x / s is halfway between two
+    integers (exactly, or within float32 rounding). There torch's x86 kernel (FBGEMM) rounds
+    x / s + z, formed in one fused float32 step, while we (like torch's fake quantisation and its
+    reference kernel) round x / s and then add z; with an odd z the two can differ by one.
     """
     x = as_array(x, "x")
     if dtype not in QUANT_RANGES:
