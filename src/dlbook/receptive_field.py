@@ -18,9 +18,9 @@ For the input itself r = 1, j = 1, start = 0, and each layer applies the recurre
 so unit u of a layer sees the input pixels start + u j - (r - 1)/2 ... start + u j + (r - 1)/2
 (clipped to the image). Stacking three 3x3 stride-1 convolutions gives r = 1 + 3 * 2 = 7: the
 field of one 7x7 convolution with 27 C^2 instead of 49 C^2 weights (C channels in and out).
-A pooling layer counts as a layer with its window as kernel. The recurrence is the same for
-both axes; this module follows one (square kernels and equal strides give the same numbers
-for the other).
+Araujo, Norris and Sim (2019) derive these and their closed forms. A pooling layer counts as a
+layer with its window as kernel. The recurrence is the same for both axes; this module follows
+one (square kernels and equal strides give the same numbers for the other).
 """
 
 from __future__ import annotations
