@@ -1,4 +1,4 @@
-"""dlbook.lenet: the numpy LeNet-5 equals its torch twin (dlbook.models.lenet5(modern=True)) in float64."""
+"""dlbook.lenet: the numpy LeNet-5 equals its torch twin (models.lenet5(modern=True)) in float64."""
 
 from __future__ import annotations
 

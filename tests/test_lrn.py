@@ -1,4 +1,4 @@
-"""dlbook.lrn: naive == vectorised == torch.nn.functional.local_response_norm, forward and backward, float64."""
+"""dlbook.lrn: naive == vectorised == torch's local_response_norm, forward and backward, float64."""
 
 from __future__ import annotations
 

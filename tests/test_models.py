@@ -190,13 +190,13 @@ def test_rbf_units_give_squared_distances_and_the_squash_its_published_gain(rng)
     np.testing.assert_allclose(layer(torch.from_numpy(x)).detach().numpy(), expected, **TIGHT)
     assert layer(torch.from_numpy(centres[[4]])).argmin().item() == 4  # a centre is its own class
     squash = LeNetSquash()(torch.tensor([-1.0, 0.0, 1.0]))
-    np.testing.assert_allclose(squash.numpy(), [-1, 0, 1], atol=1e-4)  # f(+-1) = +-1 (A, S chosen so)
+    np.testing.assert_allclose(squash.numpy(), [-1, 0, 1], atol=1e-4)  # A, S make f(+-1) = +-1
 
 
 # --- AlexNet --------------------------------------------------------------------------------
 
 def paper_lrn(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
-    """Krizhevsky et al.'s formula, written from the paper: the sum runs over channels clipped to [0, N-1]."""
+    """Krizhevsky et al.'s formula as printed: the sum runs over channels clipped to [0, N-1]."""
     b = np.empty_like(a)
     channels = a.shape[1]
     for d in range(channels):
@@ -267,8 +267,10 @@ def test_residual_blocks_shortcuts_and_bottleneck_saving(rng):
     x = torch.from_numpy(rng.standard_normal((2, 64, 8, 8)))
     assert tuple(projection(x).shape) == (2, 128, 4, 4)
     bottleneck = Bottleneck(256, 64)
-    assert bottleneck.shortcut is None and tuple(bottleneck(x.repeat(1, 4, 1, 1)).shape) == (2, 256, 8, 8)
-    weights = lambda block: sum(m.weight.numel() for m in block.modules() if isinstance(m, nn.Conv2d))
+    assert bottleneck.shortcut is None
+    assert tuple(bottleneck(x.repeat(1, 4, 1, 1)).shape) == (2, 256, 8, 8)
+    weights = lambda block: sum(m.weight.numel() for m in block.modules()  # noqa: E731
+                                if isinstance(m, nn.Conv2d))
     assert weights(bottleneck) == 256 * 64 + 64 * 64 * 9 + 64 * 256 == 69_632
     assert weights(BasicBlock(256, 256)) == 2 * 256 * 256 * 9 == 1_179_648
     # with zero weights in the last BN the block is relu(x): the identity path carries x through

@@ -1,4 +1,4 @@
-"""dlbook.receptive_field against back-propagating one output pixel through an equivalent torch stack."""
+"""dlbook.receptive_field against backpropagating one output pixel through a torch stack."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def field_by_backprop(layers, length: int, unit: int):
     out = x
     for spec in layers:
         k, s, p, d = tuple(spec) + (0, 1)[len(spec) - 2:]
-        out = F.conv2d(out, torch.ones(1, 1, k, k), stride=s, padding=p, dilation=d)  # no cancellation
+        ones = torch.ones(1, 1, k, k)  # positive weights: no path cancels another
+        out = F.conv2d(out, ones, stride=s, padding=p, dilation=d)
     one_pixel = torch.zeros_like(out)
     one_pixel[0, 0, unit, unit] = 1.0
     out.backward(one_pixel)

@@ -1,4 +1,4 @@
-"""dlbook.residual: the basic residual block (identity and projection shortcuts) against torch.autograd in float64."""
+"""dlbook.residual: the basic residual block, identity or projection shortcut, against autograd."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def make_args(rng, shape, f, k, projection, bias):
     c = shape[1]
     args = {"x": rng.standard_normal(shape), "w1": 0.5 * rng.standard_normal((f, c, k, k)),
             "b1": rng.standard_normal(f) if bias else None,
-            "w2": 0.5 * rng.standard_normal((f, f, k, k)), "b2": rng.standard_normal(f) if bias else None}
+            "w2": 0.5 * rng.standard_normal((f, f, k, k)),
+            "b2": rng.standard_normal(f) if bias else None}
     if projection:
         args["w_proj"] = rng.standard_normal((f, c, 1, 1))
         args["b_proj"] = rng.standard_normal(f) if bias else None
@@ -47,7 +48,8 @@ def test_block_matches_torch_autograd(shape, f, k, stride, projection, bias, rng
     out, cache = residual_block_forward(**args, stride=stride)
     dout = rng.standard_normal(out.shape)
     dout_before = dout.copy()
-    grads = dict(zip(["x", "w1", "b1", "w2", "b2", "w_proj", "b_proj"], residual_block_backward(dout, cache)))
+    names = ["x", "w1", "b1", "w2", "b2", "w_proj", "b_proj"]
+    grads = dict(zip(names, residual_block_backward(dout, cache)))
     inputs = {name: a for name, a in args.items() if a is not None}
     ref_out, ref = torch_forward_backward(lambda **t: torch_block(**t, stride=stride), inputs, dout)
     np.testing.assert_allclose(out, ref_out, **TIGHT)
@@ -95,7 +97,8 @@ def test_central_differences_and_a_missing_shortcut_gradient_fails(rng):
 def test_layer_wraps_the_functions_and_passes_central_differences(in_channels, out_channels, stride,
                                                                   shortcut, rng):
     block = ResidualBlock(in_channels, out_channels, stride, rng=rng)
-    assert repr(block) == f"ResidualBlock({in_channels}, {out_channels}, stride={stride}, shortcut={shortcut})"
+    assert repr(block) == (f"ResidualBlock({in_channels}, {out_channels}, stride={stride}, "
+                           f"shortcut={shortcut})")
     expected = 2 * out_channels + in_channels * out_channels * 9 + out_channels**2 * 9
     if shortcut == "projection":
         expected += in_channels * out_channels + out_channels
@@ -103,8 +106,8 @@ def test_layer_wraps_the_functions_and_passes_central_differences(in_channels, o
     x = rng.standard_normal((2, in_channels, 5, 6))
     out = block(x)
     dout = rng.standard_normal(out.shape)
-    ref_out, cache = residual_block_forward(x, *(block.params.get(k) for k in
-                                                 ("w1", "b1", "w2", "b2", "w_proj", "b_proj")), stride=stride)
+    keys = ("w1", "b1", "w2", "b2", "w_proj", "b_proj")
+    ref_out, _ = residual_block_forward(x, *(block.params.get(k) for k in keys), stride=stride)
     np.testing.assert_array_equal(out, ref_out)
     check_module_gradients(block, x, dout)
 
@@ -113,7 +116,8 @@ def test_bad_input_names_the_argument(rng):
     x = rng.standard_normal((1, 3, 4, 4))
     w = rng.standard_normal((3, 3, 3, 3))
     with pytest.raises(ValueError, match="w_proj: the block maps x"):
-        residual_block_forward(x, rng.standard_normal((4, 3, 3, 3)), None, rng.standard_normal((4, 4, 3, 3)), None)
+        residual_block_forward(x, rng.standard_normal((4, 3, 3, 3)), None,
+                               rng.standard_normal((4, 4, 3, 3)), None)
     with pytest.raises(ValueError, match="w_proj: the block maps x"):
         residual_block_forward(x, w, None, w, None, stride=2)
     with pytest.raises(ValueError, match=r"w_proj: expected shape \(3, 3, 1, 1\)"):

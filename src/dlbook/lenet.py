@@ -1,4 +1,4 @@
-"""The modern LeNet-5 built from dlbook's numpy layers: the network ``dlbook.models.lenet5(modern=True)`` in torch.
+"""The modern LeNet-5 from dlbook's numpy layers (in torch: ``dlbook.models.lenet5(modern=True)``).
 
     Conv2d(1, 6, 5)    -> (N, 6, 28, 28), ReLU, 2x2/2 pooling -> (N, 6, 14, 14)
     Conv2d(6, 16, 5)   -> (N, 16, 10, 10), ReLU, 2x2/2 pooling -> (N, 16, 5, 5)

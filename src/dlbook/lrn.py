@@ -17,7 +17,7 @@ Gradient. With t[c] = dout[c] * x[c] * s[c]^(-beta - 1), every x[j] appears in i
 and, squared, in the sum s[c] of each channel c whose window holds j, that is
 c = j - size//2 ... j + (size - 1)//2 turned around: c in [j - (size - 1)//2, j + size//2]. So
 
-    dx[j] = dout[j] * s[j]^(-beta) - (2 * alpha * beta / size) * x[j] * sum_{c: j in window(c)} t[c].
+    dx[j] = dout[j] s[j]^(-beta) - (2 alpha beta / size) x[j] sum_{c: j in window(c)} t[c].
 
 The ``*_naive`` functions loop over the channels and their windows; the others add shifted
 slices of a zero-padded array (one pass per position in the window).
@@ -116,7 +116,7 @@ def local_response_norm_forward_naive(x: np.ndarray, size: int, alpha: float = 1
 
 
 def local_response_norm_backward_naive(dout: np.ndarray, cache) -> np.ndarray:
-    """Gradient of LRN by loops: each output c sends dout[c] to x[c] and to every x[j] in its window.
+    """Gradient of LRN by loops: output c sends dout[c] to x[c] and to every x[j] in its window.
 
     d out[c] / d x[j] = [j == c] s[c]^(-beta) - 2 beta (alpha/size) x[c] x[j] s[c]^(-beta - 1)
     for j in the window of c.
@@ -131,12 +131,13 @@ def local_response_norm_backward_naive(dout: np.ndarray, cache) -> np.ndarray:
         s = k + (alpha / size) * np.sum(x[:, lo:hi + 1] ** 2, axis=1)  # (N, ...)
         dx[:, c] += dout[:, c] * s**-beta
         for j in range(lo, hi + 1):
-            dx[:, j] -= dout[:, c] * 2 * beta * (alpha / size) * x[:, c] * x[:, j] * s ** (-beta - 1)
+            coupling = 2 * beta * (alpha / size) * x[:, c] * x[:, j] * s ** (-beta - 1)
+            dx[:, j] -= dout[:, c] * coupling
     return dx
 
 
 class LocalResponseNorm(Module):
-    """Local response normalisation layer, like ``torch.nn.LocalResponseNorm(size, alpha, beta, k)``.
+    """Local response normalisation layer as ``torch.nn.LocalResponseNorm(size, alpha, beta, k)``.
 
     No parameters. AlexNet's layer (the paper's n = 5, k = 2, alpha = 1e-4, beta = 0.75) is
     ``LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)``: torch's alpha is divided by size.

@@ -276,7 +276,7 @@ class AvgPool2d(_Pool2d):
         return avg_pool2d_backward(dout, self._need_cache())
 
 
-# --- global average pooling ------------------------------------------------------------------------
+# --- global average pooling -----------------------------------------------------------------
 
 def global_avg_pool2d_forward(x: np.ndarray):
     """Global average pooling: each channel's map averaged to one number, out = mean_{h, w} x.
@@ -316,7 +316,7 @@ def global_avg_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
 
 
 class GlobalAvgPool2d(Module):
-    """Global average pooling layer, (N, C, H, W) -> (N, C, 1, 1), like ``torch.nn.AdaptiveAvgPool2d(1)``.
+    """Global average pooling layer (N, C, H, W) -> (N, C, 1, 1), as ``torch.nn.AdaptiveAvgPool2d(1)``.
 
     Calls :func:`global_avg_pool2d_forward` / :func:`global_avg_pool2d_backward`.
     """

@@ -47,7 +47,8 @@ def _layer(spec, index: int) -> tuple[int, int, int, int]:
     """(kernel_size, stride, padding, dilation) from a tuple of 2 to 4 ints, checked."""
     name = f"layers[{index}]"
     if not isinstance(spec, (tuple, list)) or not 2 <= len(spec) <= 4:
-        raise ValueError(f"{name}: expected (kernel_size, stride[, padding[, dilation]]), got {spec!r}")
+        raise ValueError(f"{name}: expected (kernel_size, stride[, padding[, dilation]]), "
+                         f"got {spec!r}")
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in spec):
         raise ValueError(f"{name}: expected ints, got {spec!r}")
     k, s, p, d = tuple(spec) + (0, 1)[len(spec) - 2:]  # default padding 0, dilation 1
@@ -58,7 +59,7 @@ def _layer(spec, index: int) -> tuple[int, int, int, int]:
 
 
 def receptive_field(layers: Sequence, input_size: int | None = None) -> list[ReceptiveFieldRow]:
-    """Receptive field size, jump and start of every layer of a stack (the module docstring's recurrence).
+    """Receptive field size, jump and start of every layer of a stack (the recurrence above).
 
     Args:
         layers: one entry per layer, ``(kernel_size, stride)``, ``(kernel_size, stride,
@@ -74,7 +75,8 @@ def receptive_field(layers: Sequence, input_size: int | None = None) -> list[Rec
     """
     size, jump, start = 1, 1, 0.0  # the input: each unit is one pixel
     length = input_size
-    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int)
+                               or length < 1):
         raise ValueError(f"input_size: expected an int >= 1 or None, got {input_size!r}")
     rows = []
     for i, spec in enumerate(layers):
@@ -85,8 +87,8 @@ def receptive_field(layers: Sequence, input_size: int | None = None) -> list[Rec
         jump = jump * s
         if length is not None:
             if span > length + 2 * p:
-                raise ValueError(f"layers[{i}]: kernel spans {span} positions, more than the padded "
-                                 f"input {length} + 2*{p}")
+                raise ValueError(f"layers[{i}]: kernel spans {span} positions, more than the "
+                                 f"padded input {length} + 2*{p}")
             length = (length + 2 * p - span) // s + 1
         rows.append(ReceptiveFieldRow(k, s, p, d, size, jump, start, length))
     return rows

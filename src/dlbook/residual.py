@@ -56,19 +56,19 @@ def residual_block_forward(x: np.ndarray, w1: np.ndarray, b1: np.ndarray | None,
     """
     x = as_array(x, "x")
     check_ndim(x, 4, "x", "(N, C, H, W)")
+    w1, w2 = as_array(w1, "w1"), as_array(w2, "w2")
     for name, w in (("w1", w1), ("w2", w2)):
-        w = as_array(w, name)
         check_ndim(w, 4, name, "(F, C, K, K)")
         if w.shape[2] % 2 == 0 or w.shape[3] % 2 == 0:
-            raise ValueError(f"{name}: expected an odd kernel size (padding K // 2 keeps the size), "
-                             f"got shape {w.shape}")
+            raise ValueError(f"{name}: expected an odd kernel size (padding K // 2 keeps the "
+                             f"size), got shape {w.shape}")
     h_pre, conv1_cache = conv2d_forward(x, w1, b1, stride, (w1.shape[2] // 2, w1.shape[3] // 2))
     h, relu1_cache = relu_forward(h_pre)  # (N, F, OH, OW)
     branch, conv2_cache = conv2d_forward(h, w2, b2, 1, (w2.shape[2] // 2, w2.shape[3] // 2))
     if w_proj is None:
         if branch.shape != x.shape:
-            raise ValueError(f"w_proj: the block maps x {x.shape} to {branch.shape}, so the identity "
-                             f"shortcut cannot be added; give a (F, C, 1, 1) projection")
+            raise ValueError(f"w_proj: the block maps x {x.shape} to {branch.shape}, so the "
+                             f"identity shortcut cannot be added; give a (F, C, 1, 1) projection")
         shortcut, proj_cache = x, None  # the identity: no parameters
     else:
         w_proj = as_array(w_proj, "w_proj")

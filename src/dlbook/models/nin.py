@@ -1,4 +1,4 @@
-"""Network in Network (Lin, Chen and Yan, 2014): mlpconv blocks and a global-average-pooling classifier.
+"""Network in Network (Lin, Chen and Yan, 2014): mlpconv blocks, global average pooling.
 
 An mlpconv block is an ordinary convolution followed by two 1x1 convolutions, each with ReLU: a
 small multilayer perceptron slid over the image, since a 1x1 convolution is a fully connected

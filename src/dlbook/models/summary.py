@@ -35,7 +35,7 @@ def _shape(output) -> tuple:
 
 
 def summary(model: nn.Module, input_shape, *, print_table: bool = True) -> list[LayerRow]:
-    """Run ``model`` on zeros of ``input_shape`` and list each leaf layer's output shape and parameters.
+    """Run ``model`` on zeros of ``input_shape``; list the leaf layers' outputs and parameters.
 
     The model runs in evaluation mode under ``torch.no_grad()`` (dropout off, batch norm on its
     running statistics, GoogLeNet without its auxiliary outputs) and gets its training flags
@@ -101,6 +101,7 @@ def _print(rows: list[LayerRow], total: int) -> None:
     print(f"{'Layer (type)':<{width}}  {'Output shape':<24}{'Param #':>14}")
     print("-" * (width + 40))
     for r in rows:
-        print(f"{r.name + ' (' + r.kind + ')':<{width}}  {str(r.output_shape):<24}{r.num_params:>14,}")
+        label = f"{r.name} ({r.kind})"
+        print(f"{label:<{width}}  {str(r.output_shape):<24}{r.num_params:>14,}")
     print("-" * (width + 40))
     print(f"Total parameters: {total:,}")
