@@ -78,6 +78,35 @@ def test_output_shape_on_the_documented_input(network):
     assert rows[-1].output_shape == (1, num_classes)
 
 
+# Output shapes of the pooling (subsampling) layers, from the papers' tables, VGG-16's
+# 12-step pipeline and Table 3.1 (inception branches' 3x3/1 pools left out).
+POOLED = {
+    "lenet5": [(1, 6, 14, 14), (1, 16, 5, 5)],
+    "lenet5-modern": [(1, 6, 14, 14), (1, 16, 5, 5)],
+    "alexnet": [(1, 96, 27, 27), (1, 256, 13, 13), (1, 256, 6, 6)],
+    "alexnet-ungrouped": [(1, 96, 27, 27), (1, 256, 13, 13), (1, 256, 6, 6)],
+    "vgg16": [(1, 64, 112, 112), (1, 128, 56, 56), (1, 256, 28, 28), (1, 512, 14, 14),
+              (1, 512, 7, 7)],
+    "nin": [(1, 96, 27, 27), (1, 256, 13, 13), (1, 384, 6, 6)],
+    "nin-cifar10": [(1, 96, 16, 16), (1, 192, 8, 8)],
+    "googlenet": [(1, 64, 56, 56), (1, 192, 28, 28), (1, 480, 14, 14), (1, 832, 7, 7),
+                  (1, 1024, 1, 1)],
+    "resnet18": [(1, 64, 56, 56), (1, 512, 1, 1)],
+    "resnet34": [(1, 64, 56, 56), (1, 512, 1, 1)],
+    "resnet50": [(1, 64, 56, 56), (1, 2048, 1, 1)],
+}
+
+
+def test_pooled_shapes_follow_the_published_tables(network):
+    name, _, rows = network
+    pooled = [r.output_shape for r in rows
+              if r.kind in ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Subsampling")
+              and "branch" not in r.name]
+    if name.startswith("nin"):  # the last one is the global average pooling: one score a class
+        assert pooled.pop() == rows[-1].output_shape + (1, 1)
+    assert pooled == POOLED[name]
+
+
 def test_a_wrong_count_is_caught():
     # C3 fully connected instead of Table I: 2,416 - 1,516 = 900 parameters too many.
     full = PartialConv2d([tuple(range(6))] * 16, 5)

@@ -5,10 +5,11 @@ small multilayer perceptron slid over the image, since a 1x1 convolution is a fu
 layer applied to the channel vector of every pixel. The last block has one map per class, and
 global average pooling turns each map into that class's score: no fully connected classifier.
 
-Two variants, both from the authors' released Caffe definitions (the paper describes the
-networks as stacks of mlpconv blocks and gives its own layer sizes only in those files):
+Two variants, with the layer sizes of the Caffe definitions the first author released (the
+paper describes its networks as stacks of mlpconv blocks and global average pooling):
 
-* ``variant="imagenet"`` (default, 3x224x224 input, 7,595,176 parameters for 1000 classes): four
+* ``variant="imagenet"`` (default, 3x224x224 input, 7,595,176 parameters for 1000 classes; the
+  ImageNet model released with Caffe's model zoo, not one of the paper's experiments): four
   blocks, [conv 96@11x11/4, 1x1 96, 1x1 96], max pool 3x3/2, [conv 256@5x5 p2, 1x1 256, 1x1 256],
   max pool 3x3/2, [conv 384@3x3 p1, 1x1 384, 1x1 384], max pool 3x3/2, dropout 0.5,
   [conv 1024@3x3 p1, 1x1 1024, 1x1 num_classes], global average pooling. Caffe rounds pooled
