@@ -15,11 +15,12 @@ import torch.nn as nn
 
 from conftest import TIGHT
 from dlbook.models import (C3_TABLE, BasicBlock, Bottleneck, Inception, PartialConv2d, RBFOutput,
-                           Subsampling, alexnet, googlenet, lenet5, nin, resnet18, resnet34,
-                           resnet50, summary, vgg16)
+                           Subsampling, alexnet, googlenet, lenet5, nin, receptive_field_layers,
+                           resnet18, resnet34, resnet50, summary, vgg16)
 from dlbook.models.alexnet import ALEXNET_LRN
 from dlbook.models.googlenet import INCEPTION_TABLE
 from dlbook.models.lenet import LeNetSquash
+from dlbook.receptive_field import receptive_field
 
 
 @contextlib.contextmanager
@@ -307,3 +308,37 @@ def test_residual_blocks_shortcuts_and_bottleneck_saving(rng):
         identity.bn2.weight.zero_()
     identity.eval()
     np.testing.assert_allclose(identity(x).detach().numpy(), np.maximum(x.numpy(), 0), **TIGHT)
+
+
+# --- receptive_field_layers -----------------------------------------------------------------
+
+def test_receptive_field_layers_read_the_geometry_of_single_path_networks():
+    with default_dtype(torch.float32):
+        layers = receptive_field_layers(alexnet(grouped=False))
+        assert layers == [(11, 4, 0, 1), (3, 2, 0, 1), (5, 1, 2, 1), (3, 2, 0, 1), (3, 1, 1, 1),
+                          (3, 1, 1, 1), (3, 1, 1, 1), (3, 2, 0, 1)]
+        assert receptive_field_layers(lenet5()) == receptive_field_layers(lenet5(modern=True)) == [
+            (5, 1, 0, 1), (2, 2, 0, 1), (5, 1, 0, 1), (2, 2, 0, 1), (5, 1, 0, 1)]
+    rows = receptive_field(receptive_field_layers(lenet5()), input_size=32)
+    assert [r.output_size for r in rows] == [28, 14, 10, 5, 1]
+    assert rows[-1].size == 32  # a C5 unit sees the whole 32x32 input
+    nested = nn.Sequential(nn.Sequential(nn.Conv2d(1, 1, 3, dilation=2), nn.ReLU()),
+                           nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 2))
+    assert receptive_field_layers(nested) == [(3, 1, 0, 2), (2, 2, 0, 1)]
+
+
+@pytest.mark.parametrize("model, match", [
+    (lambda: resnet18(), "single-path nn.Sequential"),
+    (lambda: nin(variant="cifar10", num_classes=10), "ceil_mode"),
+    (lambda: nn.Sequential(nn.Conv2d(1, 1, (3, 1))), "expected one int for both axes"),
+    (lambda: nn.Sequential(nn.Upsample(scale_factor=2)), r"\(Upsample\) has no known geometry"),
+])
+def test_receptive_field_layers_refuse_what_they_cannot_read(model, match):
+    with default_dtype(torch.float32), pytest.raises(ValueError, match=match):
+        receptive_field_layers(model())
+
+
+@pytest.mark.parametrize("factory", [lenet5, alexnet, vgg16, nin, googlenet, resnet18])
+def test_num_classes_is_checked(factory):
+    with pytest.raises(ValueError, match="num_classes: expected an int >= 1"):
+        factory(num_classes=0)

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from dlbook.models._args import check_num_classes
+
 __all__ = ["ALEXNET_LRN", "alexnet"]
 
 # The paper's LRN hyper-parameters, in its own convention (alpha multiplies the plain sum).
@@ -59,6 +61,7 @@ def alexnet(num_classes: int = 1000, grouped: bool = True, dropout: float = 0.5)
         An ``nn.Sequential`` (N, 3, 227, 227) -> (N, num_classes) logits; torch's default
         initialisation, no downloaded weights.
     """
+    check_num_classes(num_classes)
     groups = 2 if grouped else 1
 
     def stage(conv: nn.Conv2d) -> list[nn.Module]:  # conv, ReLU, then LRN and pooling in order

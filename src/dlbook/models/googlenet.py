@@ -34,6 +34,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from dlbook.models._args import check_num_classes
+
 __all__ = ["INCEPTION_TABLE", "Inception", "InceptionAux", "GoogLeNet", "googlenet"]
 
 # Table 1 of the paper: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
@@ -108,6 +110,7 @@ class GoogLeNet(nn.Module):
     def __init__(self, num_classes: int = 1000, aux_logits: bool = False,
                  dropout: float = 0.4) -> None:
         super().__init__()
+        check_num_classes(num_classes)
         self.stem = nn.Sequential(
             _conv_relu(3, 64, 7, stride=2, padding=3),  # (N, 64, 112, 112)
             nn.MaxPool2d(3, stride=2, ceil_mode=True), _lrn(),  # (N, 64, 56, 56)

@@ -31,6 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dlbook.models._args import check_num_classes
+
 __all__ = ["C3_TABLE", "LeNetSquash", "Subsampling", "PartialConv2d", "RBFOutput", "lenet5"]
 
 # Table I of LeCun et al. (1998): C3_TABLE[m] lists the S2 maps that C3 map m reads. The first
@@ -153,6 +155,7 @@ def lenet5(num_classes: int = 10, modern: bool = False, pooling: str = "max") ->
         An ``nn.Sequential`` mapping (N, 1, 32, 32) to (N, num_classes), parameters initialised
         by torch's defaults (no downloaded weights), in torch's default dtype.
     """
+    check_num_classes(num_classes)
     if pooling not in ("max", "avg"):
         raise ValueError(f"pooling: expected 'max' or 'avg', got {pooling!r}")
     if not modern:

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from dlbook.models._args import check_num_classes
+
 __all__ = ["mlpconv", "nin"]
 
 
@@ -54,6 +56,7 @@ def nin(num_classes: int = 1000, variant: str = "imagenet", dropout: float = 0.5
         An ``nn.Sequential`` (N, 3, H, W) -> (N, num_classes) scores, torch's default
         initialisation.
     """
+    check_num_classes(num_classes)
     if variant == "imagenet":
         layers = [
             *mlpconv(3, (96, 96, 96), 11, stride=4),  # (N, 96, 54, 54)

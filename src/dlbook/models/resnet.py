@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from dlbook.models._args import check_num_classes
+
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50"]
 
 
@@ -99,6 +101,7 @@ class ResNet(nn.Module):
 
     def __init__(self, block, layers, num_classes: int = 1000) -> None:
         super().__init__()
+        check_num_classes(num_classes)
         self.stem = nn.Sequential(
             nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),  # (N, 64, 112, 112)
             nn.BatchNorm2d(64), nn.ReLU(inplace=True),

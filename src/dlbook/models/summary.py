@@ -14,7 +14,9 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-__all__ = ["LayerRow", "summary"]
+from dlbook.models.lenet import LeNetSquash, PartialConv2d, Subsampling
+
+__all__ = ["LayerRow", "summary", "receptive_field_layers"]
 
 
 class LayerRow(NamedTuple):
@@ -105,3 +107,64 @@ def _print(rows: list[LayerRow], total: int) -> None:
         print(f"{label:<{width}}  {str(r.output_shape):<24}{r.num_params:>14,}")
     print("-" * (width + 40))
     print(f"Total parameters: {total:,}")
+
+
+
+# Layers that keep every position where it is (elementwise or across channels only).
+_SAME_GEOMETRY = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.LocalResponseNorm, nn.Dropout, nn.BatchNorm2d,
+                  nn.Identity)
+
+
+def _square(layer: nn.Module, name: str, attr: str) -> int:
+    value = getattr(layer, attr, 1)  # pooling layers have no dilation attribute in some versions
+    pair = value if isinstance(value, tuple) else (value, value)
+    if len(set(pair)) != 1 or not isinstance(pair[0], int):
+        raise ValueError(f"model: layer {name} has {attr} {value!r}; expected one int for both "
+                         f"axes")
+    return pair[0]
+
+
+def _geometry(layer: nn.Module, name: str) -> tuple[int, int, int, int] | None:
+    """(kernel_size, stride, padding, dilation) of a layer, None if it keeps the geometry."""
+    if isinstance(layer, _SAME_GEOMETRY + (LeNetSquash,)):
+        return None
+    if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        if getattr(layer, "ceil_mode", False):
+            raise ValueError(f"model: layer {name} pools with ceil_mode=True, whose output sizes "
+                             f"are not the recurrence's")
+        return tuple(_square(layer, name, attr)
+                     for attr in ("kernel_size", "stride", "padding", "dilation"))
+    if isinstance(layer, Subsampling):
+        return (layer.kernel_size, layer.kernel_size, 0, 1)
+    if isinstance(layer, PartialConv2d):
+        return (layer.weights[0].shape[-1], 1, 0, 1)
+    raise ValueError(f"model: layer {name} ({type(layer).__name__}) has no known geometry")
+
+
+def receptive_field_layers(model: nn.Module) -> list[tuple[int, int, int, int]]:
+    """``(kernel_size, stride, padding, dilation)`` of each convolution and pooling, in order.
+
+    The input :func:`dlbook.receptive_field.receptive_field` takes, read from a single-path
+    network: an ``nn.Sequential`` (nested ones are walked in order) up to its first ``Flatten``.
+    Layers that keep the positions (activations, LRN, dropout, batch normalisation) are
+    skipped; a pooling layer counts with its window as kernel.
+
+    Raises:
+        ValueError: naming the layer, for a model that is not an ``nn.Sequential``, a layer of
+            unknown geometry, different geometry along the two axes, or pooling with
+            ``ceil_mode=True`` (its output sizes are not the ones the recurrence computes).
+    """
+    if not isinstance(model, nn.Sequential):
+        raise ValueError(f"model: expected a single-path nn.Sequential, got "
+                         f"{type(model).__name__}")
+    layers = []
+    pending = list(model.named_children())
+    while pending:
+        name, layer = pending.pop(0)
+        if isinstance(layer, nn.Sequential):  # walk a nested Sequential in place
+            pending[:0] = [(f"{name}.{n}", child) for n, child in layer.named_children()]
+        elif isinstance(layer, nn.Flatten):
+            break
+        elif (geometry := _geometry(layer, name)) is not None:
+            layers.append(geometry)
+    return layers

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from dlbook.models._args import check_num_classes
+
 __all__ = ["VGG16_CONFIG", "vgg", "vgg16"]
 
 # Output channels of each 3x3 convolution, "M" for a 2x2/2 max pooling: configuration D.
@@ -35,6 +37,7 @@ def vgg(config, num_classes: int = 1000, dropout: float = 0.5) -> nn.Sequential:
         An ``nn.Sequential`` (N, 3, 224, 224) -> (N, num_classes) logits, torch's default
         initialisation.
     """
+    check_num_classes(num_classes)
     layers: list[nn.Module] = []
     channels = 3
     for item in config:
