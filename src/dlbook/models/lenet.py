@@ -12,9 +12,10 @@ The 1998 network (input 1x32x32, seven layers with trainable parameters):
                                                      60,840
 
 Every layer up to F6 passes its weighted sum through the paper's squashing function
-f(a) = A tanh(S a) with A = 1.7159 and S = 2/3 (its Section II-B and Appendix A). A subsampling
-unit adds up the four inputs of its 2x2 window, multiplies the sum by its map's trainable
-coefficient, adds its map's bias, and squashes. An RBF output unit computes the squared
+f(a) = A tanh(S a) with A = 1.7159 and S = 2/3 (Section II-B; Appendix A explains the
+constants, chosen so that f(1) = 1 and f(-1) = -1). A subsampling unit adds up the four
+inputs of its 2x2 window, multiplies the sum by its map's trainable coefficient, adds its map's
+bias, and squashes. An RBF output unit computes the squared
 Euclidean distance between F6's output and its centre, y_k = sum_j (x_j - w_kj)^2: a
 *penalty*, small for the class the input resembles, so the predicted class is ``argmin``
 (``-y`` can serve as logits). The paper chose the centres by hand (stylised 7x12 bitmaps of the
