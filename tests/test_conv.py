@@ -382,3 +382,28 @@ def test_benchmark_script_runs_in_quick_mode():
     assert "torch threads:" in text and "numpy" in text
     for shape in ((2, 3, 8, 8, 4, 3, 1), (1, 2, 5, 6, 3, 2, 0)):
         assert f"{shape}: dlbook fwd+bwd is" in text
+
+
+# --- 1x1 convolution ------------------------------------------------------------------------------
+
+def test_a_1x1_convolution_is_a_linear_layer_applied_to_every_pixel(rng):
+    # out[n, :, h, w] = W x[n, :, h, w] + b with W = w[:, :, 0, 0]: the channel vector of each
+    # pixel goes through the same fully connected layer (NIN's mlpconv, GoogLeNet's reductions).
+    from dlbook.linear import linear_backward, linear_forward
+    x = rng.standard_normal((2, 5, 3, 4))
+    w, b = rng.standard_normal((7, 5, 1, 1)), rng.standard_normal(7)
+    out, cache = conv2d_forward(x, w, b)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = conv2d_backward(dout, cache)
+    pixels = x.transpose(0, 2, 3, 1)  # (N, H, W, C): channels on the last axis
+    out_lin, cache_lin = linear_forward(pixels, w[:, :, 0, 0], b)  # (N, H, W, F)
+    dx_lin, dw_lin, db_lin = linear_backward(dout.transpose(0, 2, 3, 1), cache_lin)
+    np.testing.assert_allclose(out, out_lin.transpose(0, 3, 1, 2), **TIGHT)
+    np.testing.assert_allclose(dx, dx_lin.transpose(0, 3, 1, 2), **TIGHT)
+    np.testing.assert_allclose(dw[:, :, 0, 0], dw_lin, **TIGHT)
+    np.testing.assert_allclose(db, db_lin, **TIGHT)
+    assert Conv2d(5, 7, 1).num_parameters() == 5 * 7 + 7  # the parameters of Linear(5, 7)
+    # negative case: reshaping (N, C, H, W) to (N, H, W, C) instead of transposing mixes pixels
+    # and channels; the shapes fit, the numbers do not
+    wrong, _ = linear_forward(x.reshape(2, 3, 4, 5), w[:, :, 0, 0], b)
+    assert not np.allclose(out, wrong.transpose(0, 3, 1, 2))

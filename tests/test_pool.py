@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from conftest import TIGHT, torch_forward_backward
 from dlbook.gradcheck import GradientCheckError, check_gradients, check_module_gradients
-from dlbook.pool import (AvgPool2d, MaxPool2d, avg_pool2d_backward, avg_pool2d_backward_naive,
-                         avg_pool2d_forward, avg_pool2d_forward_naive, max_pool2d_backward,
+from dlbook.pool import (AvgPool2d, GlobalAvgPool2d, MaxPool2d, avg_pool2d_backward,
+                         avg_pool2d_backward_naive, avg_pool2d_forward, avg_pool2d_forward_naive,
+                         global_avg_pool2d_backward, global_avg_pool2d_forward, max_pool2d_backward,
                          max_pool2d_backward_naive, max_pool2d_forward, max_pool2d_forward_naive)
 
 FAMILIES = {
@@ -223,3 +224,48 @@ def test_layers_wrap_the_functions_and_match_torch(layer_cls, torch_cls, kind, r
         layer_cls(2, padding=2)
     with pytest.raises(RuntimeError, match="backward called before forward"):
         layer_cls(2).backward(np.zeros((1, 1, 1, 1)))
+
+
+# --- global average pooling ------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 4), (1, 1, 1, 1), (3, 2, 1, 7)])
+def test_global_avg_pool_matches_torch_adaptive_avg_pool(shape, rng):
+    x = rng.standard_normal(shape)
+    x_before = x.copy()
+    out, cache = global_avg_pool2d_forward(x)
+    dout = rng.standard_normal(out.shape)
+    dout_before = dout.copy()
+    dx = global_avg_pool2d_backward(dout, cache)
+    ref_out, ref = torch_forward_backward(lambda x: F.adaptive_avg_pool2d(x, 1), {"x": x}, dout)
+    np.testing.assert_allclose(out, ref_out, **TIGHT)
+    np.testing.assert_allclose(dx, ref["x"], **TIGHT)
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(dout, dout_before)
+    dx[...] = 0.0  # the gradient is a writable array of its own, not a broadcast view
+    # the same as average pooling with one window the size of the map
+    out_avg, cache_avg = avg_pool2d_forward(x, shape[2:])
+    np.testing.assert_allclose(out, out_avg, **TIGHT)
+    np.testing.assert_allclose(global_avg_pool2d_backward(dout, cache),
+                               avg_pool2d_backward(dout, cache_avg), **TIGHT)
+
+
+def test_global_avg_pool_layer_gradients_and_a_wrong_share_fails(rng):
+    layer = GlobalAvgPool2d()
+    x = rng.standard_normal((2, 3, 4, 5))
+    dout = rng.standard_normal((2, 3, 1, 1))
+    check_module_gradients(layer, x, dout)
+    assert layer.num_parameters() == 0
+    f = lambda x: global_avg_pool2d_forward(x)[0]  # noqa: E731
+    wrong = np.broadcast_to(dout, x.shape).copy()  # forgetting the 1/(H*W)
+    with pytest.raises(GradientCheckError):
+        check_gradients(f, {"x": x}, {"x": wrong}, dout)
+
+
+def test_global_avg_pool_bad_input(rng):
+    with pytest.raises(ValueError, match=r"x: expected a 4-D array"):
+        global_avg_pool2d_forward(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="non-empty"):
+        global_avg_pool2d_forward(np.zeros((2, 3, 0, 4)))
+    _, cache = global_avg_pool2d_forward(rng.standard_normal((2, 3, 4, 4)))
+    with pytest.raises(ValueError, match=r"dout: expected shape \(2, 3, 1, 1\), got \(2, 3\)"):
+        global_avg_pool2d_backward(np.zeros((2, 3)), cache)

@@ -38,6 +38,7 @@ __all__ = [
     "max_pool2d_forward_naive", "max_pool2d_backward_naive",
     "avg_pool2d_forward_naive", "avg_pool2d_backward_naive",
     "MaxPool2d", "AvgPool2d",
+    "global_avg_pool2d_forward", "global_avg_pool2d_backward", "GlobalAvgPool2d",
 ]
 
 
@@ -273,3 +274,56 @@ class AvgPool2d(_Pool2d):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         return avg_pool2d_backward(dout, self._need_cache())
+
+
+# --- global average pooling -----------------------------------------------------------------
+
+def global_avg_pool2d_forward(x: np.ndarray):
+    """Global average pooling: each channel's map averaged to one number, out = mean_{h, w} x.
+
+    out[n, c, 0, 0] = (1 / (H*W)) * sum_{h, w} x[n, c, h, w]
+
+    Average pooling with one window the size of the whole map. Network in Network ends with it:
+    the last layer makes one map per class, and each map's mean is that class's score, in
+    place of fully connected layers. It has no parameters and works for any H, W.
+
+    Args:
+        x: (N, C, H, W) input.
+    Returns:
+        ``(out, cache)`` with out (N, C, 1, 1) (flatten it for (N, C) scores). Matches
+        ``torch.nn.functional.adaptive_avg_pool2d(x, 1)`` (``torch.nn.AdaptiveAvgPool2d(1)``).
+    """
+    x = as_array(x, "x")
+    check_ndim(x, 4, "x", "(N, C, H, W)")
+    if min(x.shape) < 1:
+        raise ValueError(f"x: expected a non-empty (N, C, H, W) array, got shape {x.shape}")
+    return x.mean(axis=(2, 3), keepdims=True), (x.shape, x.dtype)  # (N, C, 1, 1)
+
+
+def global_avg_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """Gradient of global average pooling: each dout shared evenly over its map, dout / (H*W).
+
+    Args:
+        dout: (N, C, 1, 1) upstream gradient; cache: from :func:`global_avg_pool2d_forward`.
+    Returns:
+        dx (N, C, H, W). Matches torch.autograd through ``adaptive_avg_pool2d(x, 1)``.
+    """
+    (N, C, H, W), dtype = cache
+    dout = as_array(dout, "dout")
+    check_shape(dout, (N, C, 1, 1), "dout")
+    share = dout / (H * W)  # (N, C, 1, 1)
+    return np.broadcast_to(share, (N, C, H, W)).astype(np.result_type(share, dtype))
+
+
+class GlobalAvgPool2d(Module):
+    """Global average pooling layer (N, C, H, W) -> (N, C, 1, 1), as ``torch.nn.AdaptiveAvgPool2d(1)``.
+
+    Calls :func:`global_avg_pool2d_forward` / :func:`global_avg_pool2d_backward`.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out, self._cache = global_avg_pool2d_forward(x)
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return global_avg_pool2d_backward(dout, self._need_cache())
