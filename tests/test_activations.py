@@ -264,7 +264,8 @@ def test_rrelu_layer_train_and_eval(rng):
     assert not np.array_equal(first, second)  # a fresh draw every training pass
     layer.eval()
     np.testing.assert_allclose(layer.forward(x), -np.full((2, 3), (1 / 8 + 1 / 3) / 2), rtol=1e-15)
-    np.testing.assert_allclose(layer.backward(np.ones((2, 3))), np.full((2, 3), (1 / 8 + 1 / 3) / 2))
+    np.testing.assert_allclose(layer.backward(np.ones((2, 3))),
+                               np.full((2, 3), (1 / 8 + 1 / 3) / 2))
     with pytest.raises(ValueError, match="rng"):
         A.rrelu_forward(x, training=True)
     with pytest.raises(ValueError, match="lower, upper"):

@@ -62,8 +62,8 @@ def test_crop_and_random_crop(image, batch):
 
 def test_rotation_by_right_angles_equals_rot90(batch):
     for k in (1, 2, 3, -1):
-        np.testing.assert_allclose(A.rotate(batch, 90 * k, order=1), np.rot90(batch, k, axes=(-2, -1)),
-                                   atol=1e-12)
+        np.testing.assert_allclose(A.rotate(batch, 90 * k, order=1),
+                                   np.rot90(batch, k, axes=(-2, -1)), atol=1e-12)
     assert not np.allclose(A.rotate(batch, 90), np.rot90(batch, -1, axes=(-2, -1)))
     np.testing.assert_allclose(A.rotate(batch, 0.0), batch, atol=1e-12)
     # a small rotation keeps the centre pixel of an odd-sized image where it is
@@ -147,8 +147,9 @@ def test_fancy_pca_adds_one_constant_offset_per_image(batch):
 
 
 def test_compose_is_deterministic_under_a_seed_and_works_on_one_image(batch):
-    augment = A.Compose([A.RandomCrop(8, padding=1), A.RandomHorizontalFlip(), A.RandomRotation(15),
-                         A.RandomScale((0.9, 1.1)), A.ColorJitter(), A.FancyPCA(std=0.1).fit(batch)])
+    augment = A.Compose([A.RandomCrop(8, padding=1), A.RandomHorizontalFlip(),
+                         A.RandomRotation(15), A.RandomScale((0.9, 1.1)), A.ColorJitter(),
+                         A.FancyPCA(std=0.1).fit(batch)])
     one = augment(batch, np.random.default_rng(11))
     two = augment(batch, np.random.default_rng(11))
     np.testing.assert_array_equal(one, two)

@@ -1,4 +1,4 @@
-"""dlbook.init against torch.nn.init: fans, gains, bounds and standard deviations, then the draws."""
+"""dlbook.init against torch.nn.init: fans, gains, bounds and standard deviations, and draws."""
 
 from __future__ import annotations
 

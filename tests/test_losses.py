@@ -101,8 +101,8 @@ def test_regression_losses_match_torch(name, fwd, bwd, torch_fn, hyper, shape, r
     pred.flat[0] = target.flat[0]  # a zero residual: sgn(0) = 0 as in torch
     p0 = pred.copy()
     loss, cache = fwd(pred, target, **hyper)
-    out_t, g = torch_forward_backward(lambda p, t: torch_fn(p, t, **hyper), {"p": pred, "t": target},
-                                      np.array(0.7))
+    out_t, g = torch_forward_backward(lambda p, t: torch_fn(p, t, **hyper),
+                                      {"p": pred, "t": target}, np.array(0.7))
     assert loss == pytest.approx(float(out_t), rel=1e-12)
     np.testing.assert_allclose(bwd(cache, 0.7), g["p"], **TIGHT)
     np.testing.assert_array_equal(pred, p0)

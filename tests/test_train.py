@@ -100,7 +100,8 @@ def _reference_fit(model, optimizer, X, y, epochs, batch_size, rng, X_val, y_val
 def _problem(seed):
     rng = np.random.default_rng(seed)
     X, y = make_blobs(40, [[-1, 0], [1, 0], [0, 1.5]], std=0.9, rng=rng)
-    model = Sequential(Linear(2, 32, rng=rng), ReLU(), Dropout(0.2, rng=rng), Linear(32, 3, rng=rng))
+    model = Sequential(Linear(2, 32, rng=rng), ReLU(), Dropout(0.2, rng=rng),
+                       Linear(32, 3, rng=rng))
     return rng, X[:60], y[:60], X[60:], y[60:], model
 
 
@@ -154,7 +155,7 @@ def _scripted(scales):
 
 
 def test_patience_stops_after_that_many_epochs_without_improvement():
-    scales = [0.1, 0.5, 1.0, 2.0, 3.0, 2.5, 1.5, 1.0, 0.5, 0.2]  # val loss falls to epoch 4, then rises
+    scales = [0.1, 0.5, 1.0, 2.0, 3.0, 2.5, 1.5, 1.0, 0.5, 0.2]  # val loss: down to epoch 4, up
     layer, opt, X, y = _scripted(scales)
     history = fit(layer, opt, X, y, epochs=10, batch_size=4, rng=np.random.default_rng(0),
                   X_val=X, y_val=y, progress=False, patience=3)
@@ -174,7 +175,7 @@ def test_monitor_val_acc_and_min_delta():
     history = fit(layer, opt, X, y, epochs=8, batch_size=4, rng=np.random.default_rng(0),
                   X_val=X, y_val=y, progress=False, patience=2, monitor="val_acc")
     assert history.best_epoch == 0 and history.epochs == 3
-    layer, opt, X, y = _scripted([1.0, 1.01, 1.02, 1.03, 5.0, 5.0])  # tiny loss gains, then a big one
+    layer, opt, X, y = _scripted([1.0, 1.01, 1.02, 1.03, 5.0, 5.0])  # tiny gains, then a big one
     history = fit(layer, opt, X, y, epochs=6, batch_size=4, rng=np.random.default_rng(0),
                   X_val=X, y_val=y, progress=False, patience=10, min_delta=0.05)
     assert history.best_epoch == 4 and history.epochs == 6

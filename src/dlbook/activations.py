@@ -197,7 +197,7 @@ def log_softmax_backward(dout: np.ndarray, cache) -> np.ndarray:
 
 
 def _channel_view(weight: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Reshape a (C,) slope vector to broadcast along axis 1 of ``x`` (C = 1 broadcasts anywhere)."""
+    """Reshape (C,) slopes to broadcast along axis 1 of ``x`` (one slope broadcasts anywhere)."""
     if weight.size == 1:
         return weight.reshape(())
     return weight.reshape((1, -1) + (1,) * (x.ndim - 2))  # (1, C, 1, ..., 1)

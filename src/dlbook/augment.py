@@ -25,6 +25,8 @@ from scipy import ndimage
 
 from dlbook._validate import as_array, pair
 
+Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # t(x, rng) -> new x
+
 __all__ = [
     "hflip", "vflip", "crop", "rescale", "rotate", "rgb_to_hsv", "hsv_to_rgb",
     "rgb_pca", "fancy_pca",
@@ -46,7 +48,8 @@ def _image(x, name: str = "x") -> np.ndarray:
 def _rgb(x, name: str = "x") -> np.ndarray:
     x = _image(x, name)
     if x.shape[-3] != 3:
-        raise ValueError(f"{name}: expected 3 colour channels (RGB) on axis -3, got shape {x.shape}")
+        raise ValueError(f"{name}: expected 3 colour channels (RGB) on axis -3, "
+                         f"got shape {x.shape}")
     return x
 
 
@@ -136,7 +139,8 @@ def rgb_to_hsv(x: np.ndarray) -> np.ndarray:
     delta = v - np.min(x, axis=-3)
     s = np.where(v > 0, delta / np.where(v > 0, v, 1.0), 0.0)
     safe = np.where(delta > 0, delta, 1.0)
-    h = np.where(v == r, (g - b) / safe, np.where(v == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+    h = np.where(v == r, (g - b) / safe,
+                 np.where(v == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
     h = np.where(delta > 0, (h / 6.0) % 1.0, 0.0)
     return np.stack([h, s, v], axis=-3)
 
@@ -174,7 +178,7 @@ def rgb_pca(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fancy_pca(x: np.ndarray, eigenvalues: np.ndarray, eigenvectors: np.ndarray,
               alpha: np.ndarray) -> np.ndarray:
-    """Add the lighting offset [p1, p2, p3] (alpha * lambda) to every pixel (Krizhevsky et al., 2012).
+    """Add the lighting offset [p1, p2, p3] (alpha * lambda) to every pixel (AlexNet, 2012).
 
     Args:
         x: (3, H, W) image or (N, 3, H, W) batch.
@@ -202,7 +206,7 @@ def fancy_pca(x: np.ndarray, eigenvalues: np.ndarray, eigenvectors: np.ndarray,
 class Compose:
     """Apply transforms in order: ``Compose([t1, t2])(x, rng) = t2(t1(x, rng), rng)``."""
 
-    def __init__(self, transforms: Sequence[Callable[[np.ndarray, np.random.Generator], np.ndarray]]):
+    def __init__(self, transforms: Sequence[Transform]) -> None:
         self.transforms = list(transforms)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -111,7 +111,7 @@ def uniform(shape: Sequence[int], rng: np.random.Generator, a: float = 0.0,
 
 def normal(shape: Sequence[int], rng: np.random.Generator, mean: float = 0.0,
            std: float = 1.0) -> np.ndarray:
-    """Draw from N(mean, std^2) (``torch.nn.init.normal_``). Returns a float64 array of ``shape``."""
+    """Draw from N(mean, std^2) (``torch.nn.init.normal_``): a float64 array of ``shape``."""
     dims = _check_shape(shape)
     _check_rng(rng)
     if not std >= 0:

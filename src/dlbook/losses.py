@@ -335,7 +335,8 @@ def ramp(z: np.ndarray, s: float = -1.0) -> np.ndarray:
 def ramp_forward(scores: np.ndarray, targets: np.ndarray, s: float | None = None):
     """Multi-class ramp loss: the Weston-Watkins hinge with each term truncated at 1 - s.
 
-        L = (1/N) sum_n sum_{j != y_n} R_s(s_{n,y_n} - s_{n,j}),   R_s(z) = min(max(0, 1 - z), 1 - s)
+        L = (1/N) sum_n sum_{j != y_n} R_s(s_{n,y_n} - s_{n,j}),
+        R_s(z) = min(max(0, 1 - z), 1 - s)
 
     The default ``s = -1 / (K - 1)`` is Wu & Liu's (2007) choice (-1 for two classes, -0.5 for
     three). With K = 2 this is the binary ramp of the margin f = s_1 - s_0 with y = +-1.

@@ -31,7 +31,8 @@ __all__ = ["MeanSubtraction", "Standardize", "PCAWhitening", "ZCAWhitening",
 def _axes(axis, ndim: int) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     if 0 not in axes:
-        raise ValueError(f"axis: the statistics must average over the examples (axis 0), got {axis!r}")
+        raise ValueError(f"axis: the statistics must average over the examples (axis 0), "
+                         f"got {axis!r}")
     if any(not -ndim <= a < ndim for a in axes):
         raise ValueError(f"axis: {axis!r} is out of range for a {ndim}-D array")
     return axes
@@ -49,8 +50,9 @@ class _Fitted:
     def _check_features(self, X: np.ndarray, name: str = "X") -> np.ndarray:
         X = as_array(X, name)
         if X.shape[1:] != self.feature_shape_:
-            raise ValueError(f"{name}: expected shape (N, {', '.join(map(str, self.feature_shape_))})"
-                             f" (the fitted feature shape), got {X.shape}")
+            features = ", ".join(map(str, self.feature_shape_))
+            raise ValueError(f"{name}: expected shape (N, {features}) (the fitted feature shape), "
+                             f"got {X.shape}")
         return X
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
@@ -152,7 +154,8 @@ class PCAWhitening(_Fitted):
             raise ValueError(f"X: need at least 2 examples to estimate a covariance, got {n}")
         k = d if self.n_components is None else self.n_components
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= d:
-            raise ValueError(f"n_components: expected an int in [1, {d}], got {self.n_components!r}")
+            raise ValueError(f"n_components: expected an int in [1, {d}], "
+                             f"got {self.n_components!r}")
         self.feature_shape_ = (d,)
         self.mean_ = X.mean(axis=0)  # (D,)
         centred = X - self.mean_

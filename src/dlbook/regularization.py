@@ -137,7 +137,8 @@ def max_norm(w: np.ndarray, c: float, eps: float = 0.0) -> np.ndarray:
     """
     w = as_array(w, "w")
     if w.ndim < 2:
-        raise ValueError(f"w: expected a weight with at least 2 dimensions (D_out, ...), got shape {w.shape}")
+        raise ValueError(f"w: expected a weight with at least 2 dimensions (D_out, ...), "
+                         f"got shape {w.shape}")
     check_positive(c, "c")
     if not eps >= 0:
         raise ValueError(f"eps: expected >= 0, got {eps!r}")
