@@ -344,3 +344,22 @@ def test_new_losses_bad_input(rng):
         L.center_loss_forward(np.zeros((2, 2)), np.zeros((3, 2)), np.array([0, 1]), "max")
     with pytest.raises(ValueError, match="alpha"):
         L.center_update(np.zeros((3, 2)), np.zeros((2, 2)), np.array([0, 1]), alpha=2.0)
+
+
+def test_classification_losses_leave_their_arguments_alone(rng):
+    scores, x = rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
+    weight, centers = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    y = rng.integers(0, 4, 6)
+    copies = [a.copy() for a in (scores, x, weight, centers, y)]
+    for fwd, bwd, args in [(L.multi_margin_forward, L.multi_margin_backward, (scores, y)),
+                           (L.ramp_forward, L.ramp_backward, (scores, y)),
+                           (L.large_margin_softmax_forward, L.large_margin_softmax_backward,
+                            (x, weight, y)),
+                           (L.center_loss_forward, L.center_loss_backward, (x, centers, y))]:
+        _, cache = fwd(*args)
+        first, second = bwd(cache, 0.5), bwd(cache, 0.5)  # a backward leaves the cache intact
+        first, second = (g if isinstance(g, tuple) else (g,) for g in (first, second))
+        for a, b in zip(first, second):
+            np.testing.assert_array_equal(a, b)
+    for before, after in zip(copies, (scores, x, weight, centers, y)):
+        np.testing.assert_array_equal(before, after)
