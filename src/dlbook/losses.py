@@ -5,6 +5,21 @@
 argument (predictions, probabilities or logits). ``dout`` is the upstream gradient of the
 scalar loss. This is the one departure from the layers' ``(dout, cache)`` order: a loss is
 almost always the end of the graph, so its upstream gradient comes second, defaulting to 1.
+:func:`large_margin_softmax_backward` returns two gradients, ``(dx, dweight)``, because the
+class weights are part of the loss.
+
+The losses by task:
+
+* classification: ``cross_entropy``, ``multi_margin`` (multi-class hinge), ``ramp`` (the hinge
+  truncated for robustness to wrong labels), ``large_margin_softmax`` (L-Softmax), and
+  ``center_loss`` on the features (with its centre update :func:`center_update`);
+* regression: ``mse``, ``l1``, ``smooth_l1``, ``tukey_biweight`` (robust to outliers);
+* distributions: ``binary_cross_entropy``, ``kl_div`` (label-distribution learning).
+
+Two departures from "averaged over the batch": ``center_loss_forward`` sums over the batch by
+default (the paper's form; ``reduction='mean'`` averages), and ``ramp_forward`` sums its
+per-class terms without dividing by the number of classes (torch's ``multi_margin_loss``
+divides; the ramp has no torch counterpart).
 """
 
 from __future__ import annotations
@@ -217,7 +232,8 @@ def tukey_biweight(r: np.ndarray, c: float = TUKEY_C) -> np.ndarray:
 def tukey_biweight_forward(pred: np.ndarray, target: np.ndarray, c: float = TUKEY_C):
     """Tukey's biweight loss, L = (1/M) sum_i rho(pred_i - target_i) over all M elements.
 
-    Belagiannis et al. (2015) use it for robust regression (they also divide the residuals by
+    The source's form (1/N) sum_n sum_t rho(l_t^n) is this times the number of outputs per
+    sample. Belagiannis et al. (2015) use it for robust regression (they also divide the residuals by
     1.4826 times their median absolute deviation before applying rho; do that outside if
     wanted). ``c = 4.6851`` gives 95 % efficiency under Gaussian noise. No torch equivalent:
     tested by central differences and a torch autograd twin of the formula.
