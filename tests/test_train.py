@@ -212,3 +212,28 @@ def test_early_stopping_bad_arguments(rng):
             monitor="train_loss")
     with pytest.raises(ValueError, match="patience"):
         fit(model, opt, X, y, epochs=1, batch_size=2, rng=rng, X_val=X, y_val=y, patience=0)
+
+
+def test_augment_sees_every_training_batch_and_only_those(rng):
+    X, y = make_blobs(10, [[-2, 0], [2, 0]], rng=rng)
+    Xv, yv = X[:5].copy(), y[:5].copy()
+    model = Sequential(Linear(2, 2, rng=rng))
+    seen = []
+
+    def augment(xb, gen):
+        seen.append(len(xb))
+        return xb + gen.normal(0, 0.01, xb.shape)
+
+    history = fit(model, SGD(model, lr=0.1), X, y, epochs=2, batch_size=8, rng=rng,
+                  X_val=Xv, y_val=yv, progress=False, augment=augment)
+    assert seen == [8, 8, 4] * 2  # training batches only, not the evaluation passes
+    assert history.epochs == 2
+    # the negative case: an augmentation that destroys the inputs stops the learning
+    model = Sequential(Linear(2, 2, rng=np.random.default_rng(0)))
+    blind = fit(model, SGD(model, lr=0.5), X, y, epochs=5, batch_size=8,
+                rng=np.random.default_rng(1), progress=False,
+                augment=lambda xb, gen: np.zeros_like(xb))
+    model = Sequential(Linear(2, 2, rng=np.random.default_rng(0)))
+    plain = fit(model, SGD(model, lr=0.5), X, y, epochs=5, batch_size=8,
+                rng=np.random.default_rng(1), progress=False)
+    assert plain["train_acc"][-1] > blind["train_acc"][-1]

@@ -84,7 +84,9 @@ def fit(model: Module, optimizer, X_train: np.ndarray, y_train: np.ndarray, *, e
         batch_size: int, rng: np.random.Generator, X_val: np.ndarray | None = None,
         y_val: np.ndarray | None = None, progress: bool = True, desc: str = "train",
         patience: int | None = None, restore_best: bool = False, monitor: str = "val_loss",
-        min_delta: float = 0.0, after_step: Callable[[], None] | None = None) -> History:
+        min_delta: float = 0.0, after_step: Callable[[], None] | None = None,
+        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+        ) -> History:
     """Train ``model`` with mini-batch ``optimizer`` steps on softmax cross-entropy.
 
     Each epoch shuffles the training set with ``rng``, takes one step per batch, then records
@@ -102,6 +104,10 @@ def fit(model: Module, optimizer, X_train: np.ndarray, y_train: np.ndarray, *, e
     Args:
         after_step: optional function called after every optimizer step (e.g. a max-norm
             projection, :func:`dlbook.regularization.apply_max_norm`).
+        augment: optional data augmentation, called as ``augment(xb, rng)`` on every training
+            batch before the forward pass (e.g. a :class:`dlbook.augment.Compose`). It draws
+            from the same ``rng`` as the shuffling. The per-epoch metrics are computed on the
+            original, unaugmented data.
     Returns:
         The :class:`History` of the run.
     """
@@ -127,6 +133,8 @@ def fit(model: Module, optimizer, X_train: np.ndarray, y_train: np.ndarray, *, e
     for epoch in bar:
         model.train()
         for xb, yb in iterate_minibatches(X_train, y_train, batch_size, rng=rng):
+            if augment is not None:
+                xb = augment(xb, rng)
             logits = model.forward(xb)
             _, cache = cross_entropy_forward(logits, yb)
             optimizer.zero_grad()
