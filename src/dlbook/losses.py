@@ -29,7 +29,7 @@ import numpy as np
 import math
 
 from dlbook._validate import as_array, check_ndim, check_positive, check_shape
-from dlbook.activations import log_softmax, softmax
+from dlbook.activations import log_softmax
 
 __all__ = [
     "mse_forward", "mse_backward",
