@@ -134,3 +134,139 @@ def test_dtype_is_preserved():
     for fn in (A.sigmoid, A.tanh, A.relu, A.leaky_relu, A.elu, A.softmax, A.log_softmax):
         assert fn(x32).dtype == np.float32, fn.__name__
     assert A.relu(np.array([-1, 2])).dtype == np.float64  # integers are promoted
+
+
+# --- PReLU and RReLU ---------------------------------------------------------------------------
+
+PRELU_SHAPES = [((5, 3), 1), ((5, 3), 3), ((2, 4, 3, 5), 4), ((2, 4, 3, 5), 1), ((3, 2, 7), 2),
+                ((6,), 1)]
+
+
+@pytest.mark.parametrize("shape, channels", PRELU_SHAPES)
+def test_prelu_matches_torch(shape, channels, rng):
+    x = rng.standard_normal(shape)
+    x.flat[0] = 0.0  # the kink: torch takes the slope for x <= 0
+    weight = rng.uniform(-0.5, 0.8, channels)
+    dout = rng.standard_normal(shape)
+    x0, w0, d0 = x.copy(), weight.copy(), dout.copy()
+    out, cache = A.prelu_forward(x, weight)
+    dx, dweight = A.prelu_backward(dout, cache)
+    out_t, grads = torch_forward_backward(F.prelu, {"input": x, "weight": weight}, dout)
+    np.testing.assert_allclose(out, out_t, **TIGHT)
+    np.testing.assert_allclose(dx, grads["input"], **TIGHT)
+    np.testing.assert_allclose(dweight, grads["weight"], **TIGHT)
+    assert dweight.shape == weight.shape
+    for before, after in [(x0, x), (w0, weight), (d0, dout)]:
+        np.testing.assert_array_equal(before, after)
+
+
+def test_prelu_gradients_match_central_differences_and_a_wrong_one_fails(rng):
+    x = rng.standard_normal((4, 3, 2))
+    x[np.abs(x) < 1e-3] = 0.5
+    weight = rng.uniform(0.0, 0.5, 3)
+    dout = rng.standard_normal(x.shape)
+    _, cache = A.prelu_forward(x, weight)
+    dx, dweight = A.prelu_backward(dout, cache)
+    fn = lambda x, weight: A.prelu_forward(x, weight)[0]  # noqa: E731
+    check_gradients(fn, {"x": x, "weight": weight}, {"x": dx, "weight": dweight}, dout)
+    wrong = dweight.copy()
+    wrong[1] += 1e-3  # a slope gradient off in one channel is caught
+    with pytest.raises(GradientCheckError, match="'weight'"):
+        check_gradients(fn, {"x": x, "weight": weight}, {"weight": wrong}, dout)
+
+
+def test_prelu_layer_equals_torch_module(rng):
+    x = rng.standard_normal((4, 3, 5))
+    dout = rng.standard_normal(x.shape)
+    for n in (1, 3):
+        layer = A.PReLU(n)
+        ref = torch.nn.PReLU(n)
+        np.testing.assert_array_equal(layer.params["weight"], ref.weight.detach().numpy())
+        xt = torch.from_numpy(x).requires_grad_(True)
+        out_t = ref(xt)
+        (out_t * torch.from_numpy(dout)).sum().backward()
+        np.testing.assert_allclose(layer.forward(x), out_t.detach().numpy(), **TIGHT)
+        np.testing.assert_allclose(layer.backward(dout), xt.grad.numpy(), **TIGHT)
+        np.testing.assert_allclose(layer.grads["weight"], ref.weight.grad.numpy(), **TIGHT)
+        assert layer.num_parameters() == n
+
+
+def test_prelu_bad_input(rng):
+    with pytest.raises(ValueError, match=r"weight: expected shape \(1,\) or \(3,\)"):
+        A.prelu_forward(rng.standard_normal((2, 3)), np.ones(4))
+    with pytest.raises(ValueError, match="weight: expected a 1-D array"):
+        A.prelu_forward(rng.standard_normal((2, 3)), np.ones((3, 1)))
+    with pytest.raises(ValueError, match="num_parameters"):
+        A.PReLU(0)
+    _, cache = A.prelu_forward(rng.standard_normal((2, 3)), np.ones(3))
+    with pytest.raises(ValueError, match="dout: expected shape"):
+        A.prelu_backward(np.ones((3, 2)), cache)
+
+
+def test_rrelu_eval_matches_torch(rng):
+    x = 2.0 * rng.standard_normal((3, 4, 5))
+    x[0, 0, 0] = 0.0
+    dout = rng.standard_normal(x.shape)
+    lower, upper = 0.1, 0.4
+    out, cache = A.rrelu_forward(x, lower, upper, training=False)
+    dx = A.rrelu_backward(dout, cache)
+    out_t, grads = torch_forward_backward(
+        lambda x: F.rrelu(x, lower, upper, training=False), {"x": x}, dout)
+    np.testing.assert_allclose(out, out_t, **TIGHT)
+    np.testing.assert_allclose(dx, grads["x"], **TIGHT)
+    # the book's test-time slope for the default bounds: (1/8 + 1/3) / 2
+    out, _ = A.rrelu_forward(np.array([-1.0]))
+    assert out[0] == pytest.approx(-0.2291667, abs=1e-7)
+    # the negative case: the training-mode output is not the eval one
+    out_train, _ = A.rrelu_forward(x, lower, upper, training=True, rng=rng)
+    assert not np.allclose(out_train, out_t)
+
+
+def test_rrelu_training_matches_torch_given_its_slopes(rng):
+    x = rng.standard_normal((4, 6))
+    x[0, 0] = 0.0
+    dout = rng.standard_normal(x.shape)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    noise = torch.empty_like(xt)
+    out_t = torch.ops.aten.rrelu_with_noise(xt, noise, 0.125, 1 / 3, True)
+    (out_t * torch.from_numpy(dout)).sum().backward()
+    slopes = noise.numpy().copy()
+    out, cache = A.rrelu_forward(x, training=True, slopes=slopes)
+    np.testing.assert_allclose(out, out_t.detach().numpy(), **TIGHT)
+    np.testing.assert_allclose(A.rrelu_backward(dout, cache), xt.grad.numpy(), **TIGHT)
+    with pytest.raises(ValueError, match="slopes: expected values in"):
+        A.rrelu_forward(x, training=True, slopes=np.full(x.shape, 0.9))
+
+
+def test_rrelu_training_draws_uniform_slopes_and_backward_uses_them(rng):
+    lower, upper = 0.1, 0.3
+    x = -np.abs(rng.standard_normal((200, 50))) - 0.1  # all negative: every slope shows
+    out, cache = A.rrelu_forward(x, lower, upper, training=True, rng=np.random.default_rng(5))
+    slopes = out / x
+    assert slopes.min() >= lower and slopes.max() <= upper
+    assert slopes.mean() == pytest.approx((lower + upper) / 2, abs=2e-3)
+    assert slopes.var() == pytest.approx((upper - lower) ** 2 / 12, rel=0.05)
+    dout = rng.standard_normal(x.shape)
+    np.testing.assert_allclose(A.rrelu_backward(dout, cache), dout * slopes, rtol=1e-12)
+    again, _ = A.rrelu_forward(x, lower, upper, training=True, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(again, out)  # deterministic under a seed
+    other, _ = A.rrelu_forward(x, lower, upper, training=True, rng=np.random.default_rng(6))
+    assert not np.array_equal(other, out)
+    few = slopes[:3, :4]
+    check_gradients(lambda x: A.rrelu_forward(x, lower, upper, training=True, slopes=few)[0],
+                    {"x": x[:3, :4]}, {"x": dout[:3, :4] * few}, dout[:3, :4])
+
+
+def test_rrelu_layer_train_and_eval(rng):
+    layer = A.RReLU(rng=np.random.default_rng(0))
+    x = -np.ones((2, 3))
+    first, second = layer.forward(x), layer.forward(x)
+    assert not np.array_equal(first, second)  # a fresh draw every training pass
+    layer.eval()
+    np.testing.assert_allclose(layer.forward(x), -np.full((2, 3), (1 / 8 + 1 / 3) / 2), rtol=1e-15)
+    np.testing.assert_allclose(layer.backward(np.ones((2, 3))),
+                               np.full((2, 3), (1 / 8 + 1 / 3) / 2))
+    with pytest.raises(ValueError, match="rng"):
+        A.rrelu_forward(x, training=True)
+    with pytest.raises(ValueError, match="lower, upper"):
+        A.RReLU(0.5, 0.2)

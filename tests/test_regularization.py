@@ -85,3 +85,73 @@ def test_input_is_not_modified_and_bad_input(rng):
         R.l2_penalty(w, float("nan"))
     with pytest.raises(ValueError, match="w: expected a numeric array"):
         R.l1_penalty(np.array(["a"]), 0.1)
+
+
+# --- elastic net and max-norm --------------------------------------------------------------------
+
+def test_elastic_net_matches_torch_and_central_differences(rng):
+    w = rng.standard_normal((4, 3))
+    w[1, 2] = 0.0
+    dout = np.array(rng.standard_normal())
+    out_t, g = torch_forward_backward(lambda w: 0.03 * w.abs().sum() + 0.2 / 2 * (w ** 2).sum(),
+                                      {"w": w}, dout)
+    assert R.elastic_net_penalty(w, 0.03, 0.2) == pytest.approx(float(out_t), rel=1e-12)
+    np.testing.assert_allclose(dout * R.elastic_net_penalty_grad(w, 0.03, 0.2), g["w"], **TIGHT)
+    w[np.abs(w) < 1e-3] = 0.5
+    fn = lambda w: R.elastic_net_penalty(w, 0.03, 0.2)  # noqa: E731
+    check_gradients(fn, {"w": w}, {"w": R.elastic_net_penalty_grad(w, 0.03, 0.2)})
+    with pytest.raises(GradientCheckError):  # the L1 part alone is not the gradient
+        check_gradients(fn, {"w": w}, {"w": R.l1_penalty_grad(w, 0.03)})
+    # the step of regularized_sgd_step is the elastic-net gradient step
+    grad = rng.standard_normal(w.shape)
+    np.testing.assert_allclose(R.regularized_sgd_step(w, grad, lr=0.1, l1=0.03, l2=0.2),
+                               w - 0.1 * (grad + R.elastic_net_penalty_grad(w, 0.03, 0.2)), **TIGHT)
+
+
+@pytest.mark.parametrize("shape", [(5, 4), (6, 2, 3, 3), (1, 7)])
+def test_max_norm_matches_torch_renorm(shape, rng):
+    w = 2.0 * rng.standard_normal(shape)
+    w0 = w.copy()
+    c = 3.0
+    ours = R.max_norm(w, c, eps=1e-7)
+    theirs = torch.renorm(torch.from_numpy(w), p=2, dim=0, maxnorm=c).numpy()
+    np.testing.assert_allclose(ours, theirs, **TIGHT)
+    np.testing.assert_array_equal(w, w0)
+    exact = R.max_norm(w, c)
+    norms = np.linalg.norm(exact.reshape(shape[0], -1), axis=1)
+    before = np.linalg.norm(w.reshape(shape[0], -1), axis=1)
+    np.testing.assert_allclose(norms, np.minimum(before, c), rtol=1e-14)
+    big = before > c
+    assert big.any() or shape == (1, 7)
+    # units inside the ball are untouched; the others keep their direction
+    np.testing.assert_array_equal(exact[~big], w[~big])
+    if big.any():
+        assert not np.allclose(R.max_norm(w, c), w)
+
+
+def test_apply_max_norm_constrains_weights_in_place_not_biases(rng):
+    from dlbook.linear import Linear
+    from dlbook.sequential import Sequential
+    model = Sequential(Linear(4, 6, rng=rng), Linear(6, 3, rng=rng))
+    for layer in model:
+        layer.params["w"] *= 20
+        layer.params["b"] *= 20
+    w_ref = model[0].params["w"]
+    b_before = model[0].params["b"].copy()
+    expected = R.max_norm(w_ref, 1.5)
+    R.apply_max_norm(model, 1.5)
+    assert model[0].params["w"] is w_ref  # updated in place: optimizers keep their references
+    np.testing.assert_array_equal(w_ref, expected)
+    np.testing.assert_array_equal(model[0].params["b"], b_before)
+    assert np.linalg.norm(model[1].params["w"], axis=1).max() <= 1.5 * (1 + 1e-14)
+
+
+def test_max_norm_bad_input():
+    with pytest.raises(ValueError, match="w: expected a weight with at least 2"):
+        R.max_norm(np.ones(3), 1.0)
+    with pytest.raises(ValueError, match="c: expected a positive"):
+        R.max_norm(np.ones((2, 3)), 0.0)
+    with pytest.raises(ValueError, match="eps"):
+        R.max_norm(np.ones((2, 3)), 1.0, eps=-1.0)
+    with pytest.raises(ValueError, match="l2"):
+        R.elastic_net_penalty(np.ones(3), 0.1, -1.0)

@@ -5,14 +5,16 @@ Every function is element-wise except ``softmax`` and ``log_softmax``, which nor
 positive number is ever taken.
 
 Conventions match PyTorch: ReLU'(0) = 0, LeakyReLU'(0) = ``negative_slope``,
-ELU'(x) = f(x) + alpha for x <= 0.
+ELU'(x) = f(x) + alpha for x <= 0. The two leaky ReLUs whose negative slope is not a fixed
+hyper-parameter follow the same rule at 0 (the slope applies for x <= 0): PReLU learns its
+slope (He et al., 2015), RReLU draws it at random in training (Xu et al., 2015).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dlbook._validate import as_array, check_positive, check_shape
+from dlbook._validate import as_array, check_ndim, check_positive, check_shape
 from dlbook.module import Module
 
 __all__ = [
@@ -21,7 +23,8 @@ __all__ = [
     "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
     "elu_forward", "elu_backward", "softmax_forward", "softmax_backward",
     "log_softmax_forward", "log_softmax_backward",
-    "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "Softmax",
+    "prelu_forward", "prelu_backward", "rrelu_forward", "rrelu_backward",
+    "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU", "RReLU",
 ]
 
 
@@ -193,6 +196,103 @@ def log_softmax_backward(dout: np.ndarray, cache) -> np.ndarray:
     return dout - np.exp(out) * np.sum(dout, axis=axis, keepdims=True)
 
 
+def _channel_view(weight: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Reshape (C,) slopes to broadcast along axis 1 of ``x`` (one slope broadcasts anywhere)."""
+    if weight.size == 1:
+        return weight.reshape(())
+    return weight.reshape((1, -1) + (1,) * (x.ndim - 2))  # (1, C, 1, ..., 1)
+
+
+def prelu_forward(x: np.ndarray, weight: np.ndarray):
+    """Parametric ReLU: f(x) = x for x > 0, a_c x otherwise, with a learned slope a per channel.
+
+    Args:
+        x: input; the channel axis is axis 1 ((N, C), (N, C, L), (N, C, H, W), ...).
+        weight: (C,) slopes, one per channel, or (1,) for one slope shared by every channel.
+    Returns:
+        ``(out, cache)``; ``out`` has the shape of ``x``. Matches ``F.prelu(x, weight)``.
+    """
+    x = as_array(x, "x")
+    weight = as_array(weight, "weight")
+    check_ndim(weight, 1, "weight", "(C,)")
+    if weight.size != 1:
+        channels = x.shape[1] if x.ndim >= 2 else 1
+        if weight.size != channels:
+            raise ValueError(f"weight: expected shape (1,) or ({channels},) (x has {channels} "
+                             f"channels on axis 1, shape {x.shape}), got {weight.shape}")
+    a = _channel_view(weight, x)
+    return np.where(x > 0, x, a * x), (x, weight)
+
+
+def prelu_backward(dout: np.ndarray, cache):
+    """Gradients of PReLU: dx = dout for x > 0, a_c dout otherwise;
+    da_c = sum of dout * x over the elements of channel c with x <= 0.
+
+    Returns:
+        ``(dx, dweight)`` with the shapes of ``x`` and ``weight``.
+    """
+    x, weight = cache
+    dout = _check_dout(dout, x.shape)
+    a = _channel_view(weight, x)
+    negative = x <= 0
+    dx = np.where(negative, a * dout, dout)
+    contrib = np.where(negative, dout * x, 0.0)
+    if weight.size == 1:
+        dweight = np.array([contrib.sum()])
+    else:
+        axes = (0,) + tuple(range(2, x.ndim))
+        dweight = contrib.sum(axis=axes)  # (C,)
+    return dx, dweight
+
+
+def rrelu_forward(x: np.ndarray, lower: float = 1.0 / 8, upper: float = 1.0 / 3,
+                  training: bool = False, rng: np.random.Generator | None = None, *,
+                  slopes: np.ndarray | None = None):
+    """Randomised leaky ReLU: f(x) = x for x > 0, r x otherwise.
+
+    In training r ~ U(lower, upper) is drawn afresh for every element at every call; in
+    evaluation r = (lower + upper) / 2 for all elements (the expected slope). This is the
+    parametrisation of ``torch.nn.RReLU`` and of the book's source; Xu et al. (2015) write the
+    negative part as x / a with a ~ U(3, 8), i.e. lower = 1/8, upper = 1/3 up to that change of
+    variable.
+
+    Args:
+        x: input, any shape.
+        lower, upper: bounds of the slope distribution, 0 <= lower <= upper.
+        training: draw random slopes (True) or use the mean slope (False).
+        rng: the generator of the slopes; required in training unless ``slopes`` is given.
+        slopes: optional slopes with the shape of ``x``, used instead of drawing (only where
+            x <= 0; elsewhere the value is ignored): for tests and for replaying a pass.
+    Returns:
+        ``(out, cache)``. In evaluation matches ``F.rrelu(x, lower, upper, training=False)``;
+        in training, ``torch.ops.aten.rrelu_with_noise`` given the same slopes.
+    """
+    x = as_array(x, "x")
+    if not 0 <= lower <= upper:
+        raise ValueError(f"lower, upper: expected 0 <= lower <= upper, got {lower} and {upper}")
+    if not training:
+        slope = np.full(x.shape, (lower + upper) / 2)
+    elif slopes is not None:
+        slope = as_array(slopes, "slopes")
+        check_shape(slope, x.shape, "slopes")
+        used = slope[x <= 0]
+        if np.any((used < lower) | (used > upper)):
+            raise ValueError(f"slopes: expected values in [{lower}, {upper}] where x <= 0")
+    else:
+        if rng is None:
+            raise ValueError("rng: RReLU in training draws random slopes; pass a numpy Generator")
+        slope = rng.uniform(lower, upper, x.shape)
+    factor = np.where(x > 0, 1.0, slope)  # d out / d x, element-wise
+    return x * factor, factor
+
+
+def rrelu_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx = dout where x > 0, r dout where x <= 0, with the slopes r of the forward pass."""
+    factor = cache
+    dout = _check_dout(dout, factor.shape)
+    return dout * factor
+
+
 # --- thin layer classes ------------------------------------------------------------------
 
 class _Activation(Module):
@@ -283,3 +383,56 @@ class Softmax(_Activation):
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"
+
+
+class PReLU(Module):
+    """PReLU layer (``torch.nn.PReLU``) holding ``params['weight']`` (num_parameters,).
+
+    ``num_parameters = 1`` shares one slope across channels; ``num_parameters = C`` learns one
+    per channel (axis 1 of the input). Every slope starts at ``init`` (0.25, as torch and
+    He et al., 2015).
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25) -> None:
+        super().__init__()
+        if not isinstance(num_parameters, (int, np.integer)) or num_parameters < 1:
+            raise ValueError(f"num_parameters: expected a positive int, got {num_parameters!r}")
+        # the count is not kept as an attribute: Module.num_parameters() is a method
+        self.params["weight"] = np.full(int(num_parameters), float(init))
+        self.zero_grad()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out, self._cache = prelu_forward(x, self.params["weight"])
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dx, self.grads["weight"] = prelu_backward(dout, self._need_cache())
+        return dx
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.params['weight'].size}"
+
+
+class RReLU(Module):
+    """RReLU layer (``torch.nn.RReLU``): random slopes in ``train()``, the mean slope in ``eval()``.
+
+    The layer owns its generator, so successive training passes draw different slopes.
+    """
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, *,
+                 rng: np.random.Generator | None = None) -> None:
+        super().__init__()
+        if not 0 <= lower <= upper:
+            raise ValueError(f"lower, upper: expected 0 <= lower <= upper, got {lower} and {upper}")
+        self.lower, self.upper = lower, upper
+        self.rng = np.random.default_rng() if rng is None else rng
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out, self._cache = rrelu_forward(x, self.lower, self.upper, self.training, self.rng)
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return rrelu_backward(dout, self._need_cache())
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}"

@@ -60,7 +60,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dlbook import _parallel
+from dlbook import _parallel, init
 from dlbook._validate import as_array, check_ndim, check_shape, pair
 from dlbook.module import Module
 
@@ -618,12 +618,13 @@ class Conv2d(Module):
             raise ValueError(f"kernel_size: expected positive ints, got {kernel_size!r}")
         self.stride, self.padding = _stride_padding(stride, padding)
         rng = np.random.default_rng() if rng is None else rng
-        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
-        bound = 1.0 / np.sqrt(fan_in)
         shape = (out_channels, in_channels) + self.kernel_size
-        self.params["w"] = rng.uniform(-bound, bound, shape).astype(dtype)
+        fan_in, _ = init.calculate_fan_in_and_fan_out(shape)  # C*KH*KW
+        # torch's default: kaiming_uniform with a = sqrt(5), which is U(-1/sqrt(fan_in), ...)
+        bound = 1.0 / np.sqrt(fan_in)
+        self.params["w"] = init.uniform(shape, rng, -bound, bound).astype(dtype)
         if bias:
-            self.params["b"] = rng.uniform(-bound, bound, out_channels).astype(dtype)
+            self.params["b"] = init.uniform((out_channels,), rng, -bound, bound).astype(dtype)
         self.zero_grad()
 
     def forward(self, x: np.ndarray) -> np.ndarray:

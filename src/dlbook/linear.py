@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlbook import init
 from dlbook._validate import as_array, check_ndim, check_shape
 from dlbook.module import Module
 
@@ -67,11 +68,14 @@ class Linear(Module):
             raise ValueError(f"in_features/out_features: expected positive sizes, got "
                              f"{in_features}, {out_features}")
         rng = np.random.default_rng() if rng is None else rng
-        bound = 1.0 / np.sqrt(in_features)
+        shape = (out_features, in_features)
+        fan_in, _ = init.calculate_fan_in_and_fan_out(shape)
+        # torch's default: kaiming_uniform with a = sqrt(5), which is U(-1/sqrt(fan_in), ...)
+        bound = 1.0 / np.sqrt(fan_in)
         self.in_features, self.out_features = in_features, out_features
-        self.params["w"] = rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype)
+        self.params["w"] = init.uniform(shape, rng, -bound, bound).astype(dtype)
         if bias:
-            self.params["b"] = rng.uniform(-bound, bound, out_features).astype(dtype)
+            self.params["b"] = init.uniform((out_features,), rng, -bound, bound).astype(dtype)
         self.zero_grad()
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -9,6 +9,10 @@ Here ``lam`` is the whole coefficient in front of the sum. Seed 000 writes the p
 (lambda / n) sum |w| and (lambda / 2n) sum w^2 with n the number of training samples, so its
 lambda / n is this module's ``lam``. A descent step moves *against* the gradient, which is what
 makes both penalties shrink the weights (see :func:`regularized_sgd_step`).
+
+The elastic net (Zou & Hastie, 2005) adds both penalties. A max-norm constraint (Srebro &
+Shraibman, 2005; used with dropout by Srivastava et al., 2014) does not add to the cost: after
+each update it projects every unit's incoming weight vector back into the ball |w| <= c.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import numpy as np
 
 from dlbook._validate import as_array, check_positive, check_shape
 
-__all__ = ["l1_penalty", "l1_penalty_grad", "l2_penalty", "l2_penalty_grad", "regularized_sgd_step"]
+__all__ = ["l1_penalty", "l1_penalty_grad", "l2_penalty", "l2_penalty_grad", "regularized_sgd_step",
+           "elastic_net_penalty", "elastic_net_penalty_grad", "max_norm", "apply_max_norm"]
 
 
 def _check_strength(lam: float, name: str = "lam") -> float:
@@ -93,3 +98,62 @@ def regularized_sgd_step(w: np.ndarray, grad: np.ndarray, *, lr: float, l1: floa
     l1 = _check_strength(l1, "l1")
     l2 = _check_strength(l2, "l2")
     return w - lr * (grad + l1 * np.sign(w) + l2 * w)
+
+
+def elastic_net_penalty(w: np.ndarray, l1: float, l2: float) -> float:
+    """Elastic-net penalty, l1 * sum_i |w_i| + (l2 / 2) * sum_i w_i^2 (Zou & Hastie, 2005).
+
+    The L1 part makes weights exactly zero, the L2 part keeps correlated weights together. In
+    the source's form lambda_1 |w|_1 + lambda_2 |w|_2^2 this is l1 = lambda_1, l2 = 2 lambda_2.
+    """
+    l1, l2 = _check_strength(l1, "l1"), _check_strength(l2, "l2")
+    return l1_penalty(w, l1) + l2_penalty(w, l2)
+
+
+def elastic_net_penalty_grad(w: np.ndarray, l1: float, l2: float) -> np.ndarray:
+    """(Sub)gradient of the elastic-net penalty, l1 * sgn(w) + l2 * w (sgn(0) = 0)."""
+    l1, l2 = _check_strength(l1, "l1"), _check_strength(l2, "l2")
+    return l1_penalty_grad(w, l1) + l2_penalty_grad(w, l2)
+
+
+def max_norm(w: np.ndarray, c: float, eps: float = 0.0) -> np.ndarray:
+    """Project each unit's incoming weight vector onto the ball of radius ``c``.
+
+    A unit's incoming weights are one slice w[j] along axis 0 (a row (D_in,) of a (D_out, D_in)
+    weight, a filter (C, KH, KW) of a (F, C, KH, KW) one). Each slice with |w[j]|_2 > c is scaled
+    by c / (|w[j]|_2 + eps); the others are kept:
+
+        w[j] <- w[j] * min(1, c / (|w[j]| + eps)).
+
+    With ``eps = 0`` (default) the projection is exact (the norm becomes c). ``eps = 1e-7`` is
+    ``torch.renorm(w, p=2, dim=0, maxnorm=c)`` exactly.
+
+    Args:
+        w: weights with at least 2 dimensions (D_out, ...).
+        c: the radius, > 0 (3 to 4 is the usual choice).
+        eps: added to the norm in the scale factor, >= 0.
+    Returns:
+        A new array with the shape of ``w``.
+    """
+    w = as_array(w, "w")
+    if w.ndim < 2:
+        raise ValueError(f"w: expected a weight with at least 2 dimensions (D_out, ...), "
+                         f"got shape {w.shape}")
+    check_positive(c, "c")
+    if not eps >= 0:
+        raise ValueError(f"eps: expected >= 0, got {eps!r}")
+    norms = np.linalg.norm(w.reshape(w.shape[0], -1), axis=1)  # (D_out,)
+    scale = np.where(norms > c, c / (norms + eps), 1.0)
+    return w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
+
+
+def apply_max_norm(model, c: float, eps: float = 0.0) -> None:
+    """Apply :func:`max_norm` in place to every parameter of ``model`` with 2 or more dimensions.
+
+    Biases (1-D) are left alone. Call it after each optimizer step, e.g. through
+    ``fit(..., after_step=lambda: apply_max_norm(model, 3.0))``.
+    """
+    for module in model.modules():
+        for param in module.params.values():
+            if param.ndim >= 2:
+                param[...] = max_norm(param, c, eps)
