@@ -292,7 +292,7 @@ async () => {
     text: text.join(' '),
     images: [...document.images].map(img => ({
       src: img.currentSrc || img.src, ok: img.complete && img.naturalWidth > 0,
-      alt: img.getAttribute('alt'),
+      alt: img.getAttribute('alt'), figure: !!img.closest('figure, .cell_output'),
     })),
     figures: [...document.querySelectorAll('figure')].map(f => ({
       id: f.id, number: first(f, '.caption-number').trim(), caption: first(f, 'figcaption').trim(),
@@ -375,12 +375,18 @@ def axe_problems(violations: list[dict]) -> list[str]:
             for v in violations if v["impact"] in AXE_FAILING for n in v["nodes"]]
 
 
-def alt_problem(alt: str | None) -> str | None:
-    """Why an image's alt text does not describe it, or None when it may."""
+def alt_problem(alt: str | None, figure: bool = True) -> str | None:
+    """Why an image's alt text does not describe it, or None when it may.
+
+    Every image needs an alt text that is not a file name, path or hash; a figure (an image in
+    a figure or a notebook output) needs a description, of at least six words, and an icon
+    (the theme's "Binder logo") a short name."""
     if alt is None or not alt.strip():
         return "has no alt text"
-    if ALT_IS_A_NAME.search(alt.strip()) or len(alt.split()) < 3:
-        return f"has a file name or a label, not a description, as its alt text ({alt[:60]!r})"
+    if ALT_IS_A_NAME.search(alt.strip()):
+        return f"has a file name or path, not a description, as its alt text ({alt[:60]!r})"
+    if figure and len(alt.split()) < 6:
+        return f"is a figure with a label, not a description, as its alt text ({alt[:60]!r})"
     return None
 
 
@@ -439,7 +445,7 @@ def inspect_page(browser, url: str, base: str, site: Path, screenshot: Path | No
     for img in facts["images"]:
         if not img["ok"]:
             problems.append(f"image not loaded: {img['src']}")
-        why = alt_problem(img["alt"])
+        why = alt_problem(img["alt"], img["figure"])
         if why:
             problems.append(f"image {why}: {img['src']}")
     for fig in facts["figures"]:
@@ -777,6 +783,7 @@ _BAD_PAGE = r"""<!DOCTYPE html>
 <a href="#also-missing">a missing anchor on this page</a>
 <img src="pixel.png">
 <img src="pixel.png" alt="../../_images/516f64c7e0a1b2c3d4e5f60718293a4b.png">
+<figure><img src="pixel.png" alt="A plot"><figcaption><span class="caption-number">Fig. 1.2 </span>A.</figcaption></figure>
 <details><summary><span class="toctree-toggle" role="presentation"><i></i></span></summary>
 <a href="good.html">hidden</a></details>
 <p>The glossary term 卷积 without its language.</p>
@@ -834,7 +841,8 @@ def test_checks_flag_a_broken_page(broken_site, browser):
         "axe serious summary-name (Summary elements must have discernible text) at summary",
         "axe serious html-has-lang",
         "image has no alt text: " + url + "pixel.png",
-        "image has a file name or a label, not a description, as its alt text ('../../_images/516f",
+        "image has a file name or path, not a description, as its alt text ('../../_images/516f",
+        "image is a figure with a label, not a description, as its alt text ('A plot')",
         "formula without assistive MathML (or with its rendering not aria-hidden): 'x'",
         "Chinese text outside an element with lang=\"zh\": 'The glossary term 卷积 without its lan",
     ]:
@@ -848,7 +856,8 @@ def test_checks_pass_a_good_page(broken_site, browser):
     facts = inspect_page(browser, url + "good.html", url, root, audit=True)
     assert facts["problems"] == []
     assert facts["axe"] == [], facts["axe"]  # not even a moderate or minor violation
-    assert facts["images"] == [{"src": url + "pixel.png", "ok": True, "alt": "A single white pixel on a white page."}]
+    assert facts["images"] == [{"src": url + "pixel.png", "ok": True, "figure": True,
+                                "alt": "A single white pixel on a white page."}]
 
 
 def test_static_checks_flag_a_broken_page(broken_site):
@@ -900,14 +909,16 @@ def test_axe_is_pinned_and_installed():
         require_axe(Path("/nonexistent/axe.min.js"))
 
 
-@pytest.mark.parametrize("alt, verdict", [
-    ("The training loss falls and the validation loss turns up after epoch 20.", None),
-    (None, "has no alt text"), ("", "has no alt text"), ("  ", "has no alt text"),
-    ("../../_images/516f64c7.png", "file name"), ("figure.png", "file name"),
-    ("_images/plot", "file name"), ("516f64c7e0a1b2c3d4e5f607", "file name"), ("a plot", "file name"),
+@pytest.mark.parametrize("alt, figure, verdict", [
+    ("The training loss falls and the validation loss turns up after epoch 20.", True, None),
+    ("Binder logo", False, None),
+    (None, False, "has no alt text"), ("", True, "has no alt text"), ("  ", True, "has no alt text"),
+    ("../../_images/516f64c7.png", True, "file name"), ("figure.png", False, "file name"),
+    ("_images/plot", False, "file name"), ("516f64c7e0a1b2c3d4e5f607", True, "file name"),
+    ("Binder logo", True, "a label, not a description"),
 ])
-def test_alt_text_verdicts(alt, verdict):
-    why = alt_problem(alt)
+def test_alt_text_verdicts(alt, figure, verdict):
+    why = alt_problem(alt, figure)
     assert (why is None) if verdict is None else (verdict in why)
 
 
