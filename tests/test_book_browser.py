@@ -704,6 +704,40 @@ def test_chapters_with_entries_link_the_appendix_page(appendix, site):
     assert not missing, report(missing)
 
 
+def figure_cells_without_alt(docs: list[str]) -> list[str]:
+    """Figure cells (with `mystnb.figure` metadata) of these notebooks that have no
+    `mystnb.image.alt`, the description MyST-NB gives the figure's image as its alt text."""
+    missing = []
+    for doc in docs:
+        path = ROOT / f"{doc}.ipynb"
+        if not path.is_file():
+            continue
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            meta = cell.get("metadata", {}).get("mystnb", {})
+            if "figure" in meta and not str(meta.get("image", {}).get("alt", "")).strip():
+                missing.append(f"{doc}.ipynb cell {cell.get('id')} ({meta['figure'].get('name')})")
+    return missing
+
+
+def test_every_figure_cell_has_alt_text():
+    """The source of the alt text the browser test checks: one description per figure cell."""
+    missing = figure_cells_without_alt(TOC_DOCS)
+    assert not missing, ("figure cells without a description in metadata mystnb.image.alt "
+                         "(one sentence saying what the figure shows):" + report(missing))
+
+
+def test_figure_cell_without_alt_text_is_found(tmp_path, monkeypatch):
+    """Negative case: a figure cell without mystnb.image.alt is reported."""
+    nb = {"cells": [{"cell_type": "code", "id": "abc", "metadata": {"mystnb": {"figure": {"name": "fig-x"}}},
+                     "source": [], "outputs": []}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "page.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert figure_cells_without_alt(["page"]) == ["page.ipynb cell abc (fig-x)"]
+    nb["cells"][0]["metadata"]["mystnb"]["image"] = {"alt": "A line falls from left to right."}
+    (tmp_path / "page.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    assert figure_cells_without_alt(["page"]) == []
+
+
 def test_every_chapter_has_a_formula(site):
     """Each chapter shows at least one formula (which the browser test checks is typeset)."""
     chapters = {}
