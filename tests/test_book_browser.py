@@ -973,6 +973,29 @@ def test_search_page_passes_axe(base_url, browser):
     assert not axe_problems(violations), "search:" + report(axe_problems(violations))
 
 
+# A page of each kind: prose, a notebook with figures and code, the glossary's tables, the
+# bibliography. The full audit runs in the default light mode; these also in the theme's dark mode.
+DARK_MODE_PAGES = ["intro", "chapters/01-neurons/03-activations", "chapters/appendix/glossary",
+                   "chapters/appendix/references"]
+
+
+@pytest.mark.parametrize("doc", [d for d in DARK_MODE_PAGES if d in TOC_DOCS])
+def test_dark_mode_passes_axe(doc, base_url, browser):
+    """The theme's colour-mode switch offers dark mode: its contrast must hold as well."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.add_init_script("localStorage.setItem('mode', 'dark'); localStorage.setItem('theme', 'dark');")
+    try:
+        page.goto(f"{base_url}{doc}.html", wait_until="load")
+        page.evaluate(_COLLECT_JS)  # waits for MathJax, images and fonts
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        violations = axe_audit(page)
+    finally:
+        context.close()
+    assert not axe_problems(violations), f"{doc} (dark mode):" + report(axe_problems(violations))
+
+
 def _book_ext():
     """tools/book_ext.py, imported from its file (it is a Sphinx extension, not a package)."""
     import importlib.util
