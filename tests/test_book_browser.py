@@ -73,7 +73,8 @@ TIMEOUT_MS = 30_000
 
 # axe-core: the version pinned in the Makefile, installed by `make browser` (test-only, so it lives
 # outside html_static_path and the book never ships it).
-AXE_VERSION = re.search(r"^AXE_VERSION\s*:=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+AXE_VERSION = re.search(r"^AXE_VERSION\s*:=\s*(\S+)", (ROOT / "Makefile").read_text(),
+                        re.M).group(1)
 AXE_JS = ROOT / "_vendor" / "axe-core" / "axe.min.js"
 # What fails the test: axe's two highest impact levels (moderate and minor are reported only).
 AXE_FAILING = ("critical", "serious")
@@ -365,7 +366,8 @@ def axe_audit(page, axe_js: Path = AXE_JS) -> list[dict]:
     """Inject axe-core into an open Playwright page, run it, and return its violations."""
     page.add_script_tag(path=str(require_axe(axe_js)))
     result = page.evaluate(_AXE_RUN_JS)
-    assert result["version"] == AXE_VERSION, f"axe-core {result['version']} is not the pinned {AXE_VERSION}"
+    assert result["version"] == AXE_VERSION, \
+        f"axe-core {result['version']} is not the pinned {AXE_VERSION}"
     return result["violations"]
 
 
@@ -471,13 +473,15 @@ def inspect_page(browser, url: str, base: str, site: Path, screenshot: Path | No
     # Accessibility: axe-core, formulas for assistive technology, language of parts.
     problems.extend(axe_problems(facts["axe"]))
     for tex in facts["mathNoMml"][:5]:
-        problems.append(f"formula without assistive MathML (or with its rendering not aria-hidden): {tex!r}")
+        problems.append("formula without assistive MathML (or with its rendering not "
+                        f"aria-hidden): {tex!r}")
     if len(facts["mathNoMml"]) > 5:
         problems.append(f"formulas without assistive MathML: {len(facts['mathNoMml']) - 5} more")
     for text in facts["chineseNoLang"][:5]:
         problems.append(f"Chinese text outside an element with lang=\"zh\": {text!r}")
     if len(facts["chineseNoLang"]) > 5:
-        problems.append(f"Chinese text outside lang=\"zh\": {len(facts['chineseNoLang']) - 5} more places")
+        problems.append(f"Chinese text outside lang=\"zh\": {len(facts['chineseNoLang']) - 5} "
+                        "more places")
 
     # Titles numbered by the table of contents only.
     h1 = facts["h1"]
@@ -728,8 +732,9 @@ def test_every_figure_cell_has_alt_text():
 
 def test_figure_cell_without_alt_text_is_found(tmp_path, monkeypatch):
     """Negative case: a figure cell without mystnb.image.alt is reported."""
-    nb = {"cells": [{"cell_type": "code", "id": "abc", "metadata": {"mystnb": {"figure": {"name": "fig-x"}}},
-                     "source": [], "outputs": []}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    cell = {"cell_type": "code", "id": "abc", "source": [], "outputs": [],
+            "metadata": {"mystnb": {"figure": {"name": "fig-x"}}}}
+    nb = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     (tmp_path / "page.ipynb").write_text(json.dumps(nb), encoding="utf-8")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert figure_cells_without_alt(["page"]) == ["page.ipynb cell abc (fig-x)"]
@@ -817,7 +822,8 @@ _BAD_PAGE = r"""<!DOCTYPE html>
 <a href="#also-missing">a missing anchor on this page</a>
 <img src="pixel.png">
 <img src="pixel.png" alt="../../_images/516f64c7e0a1b2c3d4e5f60718293a4b.png">
-<figure><img src="pixel.png" alt="A plot"><figcaption><span class="caption-number">Fig. 1.2 </span>A.</figcaption></figure>
+<figure><img src="pixel.png" alt="A plot">
+<figcaption><span class="caption-number">Fig. 1.2 </span>A.</figcaption></figure>
 <details><summary><span class="toctree-toggle" role="presentation"><i></i></span></summary>
 <a href="good.html">hidden</a></details>
 <p>The glossary term 卷积 without its language.</p>
@@ -854,7 +860,8 @@ def broken_site(tmp_path_factory):
 
 def test_checks_flag_a_broken_page(broken_site, browser):
     root, url = broken_site
-    facts = inspect_page(browser, url + "bad.html", url, root, screenshot=root / "bad.png", audit=True)
+    facts = inspect_page(browser, url + "bad.html", url, root, screenshot=root / "bad.png",
+                         audit=True)
     found = "\n".join(facts["problems"])
     for expected in [
         "console error: boom",
@@ -878,7 +885,7 @@ def test_checks_flag_a_broken_page(broken_site, browser):
         "image has a file name or path, not a description, as its alt text ('../../_images/516f",
         "image is a figure with a label, not a description, as its alt text ('A plot')",
         "formula without assistive MathML (or with its rendering not aria-hidden): 'x'",
-        "Chinese text outside an element with lang=\"zh\": 'The glossary term 卷积 without its lan",
+        "Chinese text outside an element with lang=\"zh\": 'The glossary term 卷积 without",
     ]:
         assert expected in found, f"{expected!r} not flagged; found:{report(facts['problems'])}"
     assert (root / "bad.png").stat().st_size > 0
@@ -946,7 +953,8 @@ def test_axe_is_pinned_and_installed():
 @pytest.mark.parametrize("alt, figure, verdict", [
     ("The training loss falls and the validation loss turns up after epoch 20.", True, None),
     ("Binder logo", False, None),
-    (None, False, "has no alt text"), ("", True, "has no alt text"), ("  ", True, "has no alt text"),
+    (None, False, "has no alt text"), ("", True, "has no alt text"),
+    ("  ", True, "has no alt text"),
     ("../../_images/516f64c7.png", True, "file name"), ("figure.png", False, "file name"),
     ("_images/plot", False, "file name"), ("516f64c7e0a1b2c3d4e5f607", True, "file name"),
     ("Binder logo", True, "a label, not a description"),
@@ -985,7 +993,8 @@ def test_dark_mode_passes_axe(doc, base_url, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.add_init_script("localStorage.setItem('mode', 'dark'); localStorage.setItem('theme', 'dark');")
+    page.add_init_script("localStorage.setItem('mode', 'dark');"
+                         " localStorage.setItem('theme', 'dark');")
     try:
         page.goto(f"{base_url}{doc}.html", wait_until="load")
         page.evaluate(_COLLECT_JS)  # waits for MathJax, images and fonts
@@ -1009,7 +1018,8 @@ def _book_ext():
 def test_build_step_marks_chinese_and_leaves_markup_alone():
     """book_ext.mark_chinese wraps Chinese runs in lang="zh", never inside tags or scripts."""
     ext = _book_ext()
-    html = ('<p title="卷积">卷积 (convolution), 第 3 章。</p><script>var s = "池化";</script>'
+    html = ('<p title="卷积">卷积 (convolution), 第 3 章。</p>'
+            '<script>var s = "池化";</script>'
             '<a href="#x">池化层</a>')
     out = ext.mark_chinese(html)
     assert out == ('<p title="卷积"><span lang="zh">卷积</span> (convolution), '
@@ -1020,9 +1030,11 @@ def test_build_step_marks_chinese_and_leaves_markup_alone():
 
 def test_build_step_fixes_citation_roles_and_toc_toggles():
     ext = _book_ext()
-    cites = '<div role="list" class="citation-list">\n<div class="citation" id="id1" role="doc-biblioentry">'
+    cites = ('<div role="list" class="citation-list">\n'
+             '<div class="citation" id="id1" role="doc-biblioentry">')
     assert ext.list_citations(cites) == cites.replace("doc-biblioentry", "listitem")
-    toc = ('<li class="toctree-l1 has-children"><a class="reference internal" href="a.html">1. Neurons</a>'
+    toc = ('<li class="toctree-l1 has-children">'
+           '<a class="reference internal" href="a.html">1. Neurons</a>'
            '<details><summary><span class="toctree-toggle" role="presentation"></span></summary>'
            '<ul></ul></details></li>'
            '<li><details><summary><p class="caption">Part</p></summary></details></li>')

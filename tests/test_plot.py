@@ -177,7 +177,8 @@ def test_plot_history_marks_runs_and_styles_splits():
     class History(dict):
         metrics = ("loss",)
 
-    runs = {name: History(train_loss=[1.0, 0.5, 0.3], val_loss=[1.1, 0.7, 0.6]) for name in ("a", "b")}
+    runs = {name: History(train_loss=[1.0, 0.5, 0.3], val_loss=[1.1, 0.7, 0.6])
+            for name in ("a", "b")}
     ax = plot_history(runs, metrics=("loss",))[0]
     by_label = {line.get_label(): line for line in ax.get_lines()}
     assert by_label["a train"].get_marker() != by_label["b train"].get_marker()

@@ -143,7 +143,8 @@ def label_toc_toggles(html: str) -> str:
     return str(soup)
 
 
-def _accessible_page(app, pagename: str, templatename: str, context: dict[str, Any], doctree) -> None:
+def _accessible_page(app, pagename: str, templatename: str, context: dict[str, Any],
+                     doctree) -> None:
     """Post-process the page body and the navigation the templates generate (see the docstring)."""
     if isinstance(context.get("body"), str):
         context["body"] = mark_chinese(list_citations(context["body"]))

@@ -398,7 +398,8 @@ def plot_trajectories(f: Callable[[np.ndarray], np.ndarray], trajectories: Mappi
             ax.plot(path[:, 0], path[:, 1], marker=".", linestyle=LINESTYLES[i % len(LINESTYLES)],
                     color=colour, label=label, markersize=3, linewidth=1.2)
         else:
-            ax.plot(path[:, 0], path[:, 1], fmt, color=colour, label=label, markersize=3, linewidth=1.2)
+            ax.plot(path[:, 0], path[:, 1], fmt, color=colour, label=label, markersize=3,
+                    linewidth=1.2)
         ax.plot(path[0, 0], path[0, 1], "o", color=colour, markersize=6, markerfacecolor="none")
         ax.plot(path[-1, 0], path[-1, 1], "x", color=colour, markersize=7)
     ax.set_xlim(*xlim)
