@@ -10,6 +10,10 @@ STAMP  := $(VENV)/.installed
 # git-ignored _vendor/ and copied to _vendor/static/mathjax/ (see html_static_path in _config.yml).
 MATHJAX_VERSION := 3.2.2
 MATHJAX_STAMP   := _vendor/.mathjax-$(MATHJAX_VERSION)
+# axe-core, the accessibility engine the browser test injects into every page (WCAG 2.1 AA).
+# Test-only: it goes to _vendor/axe-core/, outside html_static_path, so the book never ships it.
+AXE_VERSION     := 4.14.1
+AXE_STAMP       := _vendor/.axe-core-$(AXE_VERSION)
 # The browser test drives Debian's Chromium; `make test` installs it with apt-get when missing.
 CHROMIUM        ?= /usr/bin/chromium
 
@@ -42,6 +46,15 @@ $(MATHJAX_STAMP):
 	rm -rf _vendor/npm
 	@touch $@
 
+$(AXE_STAMP):
+	@command -v npm >/dev/null || { echo "npm (Node.js) is needed to install axe-core: apt-get install npm"; exit 1; }
+	rm -rf _vendor/npm-axe _vendor/axe-core _vendor/.axe-core-*
+	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix _vendor/npm-axe axe-core@$(AXE_VERSION)
+	mkdir -p _vendor/axe-core
+	cp _vendor/npm-axe/node_modules/axe-core/axe.min.js _vendor/npm-axe/node_modules/axe-core/LICENSE _vendor/axe-core/
+	rm -rf _vendor/npm-axe
+	@touch $@
+
 book: $(STAMP) $(MATHJAX_STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "open _build/html/index.html"
@@ -59,7 +72,7 @@ nbval-kernels: $(STAMP)
 	PY=$(BIN)/python tools/nbval-kernels
 
 # Headless Chromium over every page of _build/html, served on localhost with the network cut off.
-browser: book chromium
+browser: book chromium $(AXE_STAMP)
 	DLBOOK_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/test_book_browser.py
 
 chromium:

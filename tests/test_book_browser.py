@@ -14,7 +14,13 @@ fails every name (so the browser has no network), the index, every page listed i
 - chapter pages numbered by the table of contents and their titles carrying no number of their own;
 - notebook pages carrying the Binder, Colab and ".ipynb" download buttons, built from the one
   `repository` setting of `_config.yml`;
-- a full-page screenshot saved under `_build/screenshots/`.
+- a full-page screenshot saved under `_build/screenshots/`;
+- accessibility, WCAG 2.1 AA: axe-core (the pinned npm package `make browser` installs into the
+  git-ignored `_vendor/axe-core/`) is injected into the page and run after MathJax; any critical
+  or serious violation fails, printed with its rule, element and page. Every image has a
+  descriptive alt text (not empty, not a file name or path); every formula carries MathJax's
+  assistive MathML (a MathML copy for screen readers beside the hidden visual rendering); every
+  run of Chinese text sits in an element with `lang="zh"` (WCAG 3.1.2).
 
 The search page must find DLBOOK_SEARCH_TERM (default "convolution"). Static checks over every
 built HTML file: no remote script, style sheet or image; internal links and anchors resolve
@@ -22,7 +28,7 @@ built HTML file: no remote script, style sheet or image; internal links and anch
 have errata or glossary entries link to those pages. The same pages also open from `file://`
 with the network off. Negative cases run the same checks on pages made to break them.
 
-Without Chromium the tests fail (not skip) and say how to install it.
+Without Chromium (or axe-core) the tests fail (not skip) and say how to install it.
 """
 
 from __future__ import annotations
@@ -64,6 +70,19 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 TIMEOUT_MS = 30_000
+
+# axe-core: the version pinned in the Makefile, installed by `make browser` (test-only, so it lives
+# outside html_static_path and the book never ships it).
+AXE_VERSION = re.search(r"^AXE_VERSION\s*:=\s*(\S+)", (ROOT / "Makefile").read_text(),
+                        re.M).group(1)
+AXE_JS = ROOT / "_vendor" / "axe-core" / "axe.min.js"
+# What fails the test: axe's two highest impact levels (moderate and minor are reported only).
+AXE_FAILING = ("critical", "serious")
+# Han characters (the book's Chinese: glossary, errata, bibliography titles).
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# An alt text that is a file name, a path or a hash, which is what a screen reader would read out
+# for an image without a description (Sphinx uses the image's URI when no alt is given).
+ALT_IS_A_NAME = re.compile(r"(^\S*[/\\]\S*$)|(\.(png|jpe?g|gif|svg|webp)\b)|([0-9a-f]{16,})", re.I)
 
 # TeX that MathJax should have replaced: $$, \( \) \[ \], \begin{...}, or $...$ holding TeX.
 RAW_TEX = re.compile(r"\$\$|\\[()\[\]]|\\begin\{|\$[^$\n]{0,80}?[\\^_][^$\n]{0,80}?\$")
@@ -274,6 +293,7 @@ async () => {
     text: text.join(' '),
     images: [...document.images].map(img => ({
       src: img.currentSrc || img.src, ok: img.complete && img.naturalWidth > 0,
+      alt: img.getAttribute('alt'), figure: !!img.closest('figure, .cell_output'),
     })),
     figures: [...document.querySelectorAll('figure')].map(f => ({
       id: f.id, number: first(f, '.caption-number').trim(), caption: first(f, 'figcaption').trim(),
@@ -283,16 +303,101 @@ async () => {
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
     ids: [...document.querySelectorAll('[id]')].map(e => e.id),
     h1: h1 ? {number: first(h1, '.section-number').trim(), text: bare(h1)} : null,
+    // Formulas whose container lacks MathJax's assistive MathML, or shows its visual rendering
+    // to screen readers as well (then they would read it twice, or read glyph soup).
+    mathNoMml: [...document.querySelectorAll('mjx-container')]
+      .filter(c => !c.querySelector('mjx-assistive-mml math')
+                   || (c.querySelector('mjx-math') || {getAttribute: () => 'true'})
+                        .getAttribute('aria-hidden') !== 'true')
+      .map(c => (c.closest('.math') || c).textContent.trim().slice(0, 60)),
+    // Chinese text whose nearest lang attribute is not zh (WCAG 3.1.2, language of parts).
+    chineseNoLang: (() => {
+      const han = /[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]/;
+      const found = [];
+      const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      while (w.nextNode()) {
+        const node = w.currentNode, el = node.parentElement;
+        if (!el || el.closest('script, style') || !han.test(node.nodeValue)) continue;
+        const tagged = el.closest('[lang]');
+        if (!tagged || !tagged.getAttribute('lang').toLowerCase().startsWith('zh')) {
+          found.push(node.nodeValue.trim().slice(0, 40));
+        }
+      }
+      return found;
+    })(),
   };
 }
 """
 
 
+# axe's default rules (WCAG 2.0/2.1/2.2 A and AA, best practices) plus its experimental rules
+# that test an A or AA criterion; never the AAA ones (color-contrast-enhanced, ...).
+_AXE_RUN_JS = r"""
+async () => {
+  const levels = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
+  const rules = {};
+  for (const rule of axe.getRules()) {
+    if (rule.tags.includes('experimental') && rule.tags.some(t => levels.includes(t))
+        && !rule.tags.includes('wcag2aaa')) {
+      rules[rule.ruleId] = {enabled: true};
+    }
+  }
+  const result = await axe.run(document, {rules, resultTypes: ['violations']});
+  return {version: axe.version, violations: result.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => ({target: n.target.join(' '), html: n.html.slice(0, 160)})),
+  }))};
+}
+"""
+
+
+def require_axe(path: Path = AXE_JS) -> Path:
+    """The axe-core script pinned in the Makefile, or a test failure that says how to install it."""
+    if not path.is_file():
+        pytest.fail(f"axe-core not found at {path}: run `make browser` (or `make {AXE_STAMP}`), "
+                    "which installs the version pinned in the Makefile from npm.", pytrace=False)
+    return path
+
+
+AXE_STAMP = f"_vendor/.axe-core-{AXE_VERSION}"
+
+
+def axe_audit(page, axe_js: Path = AXE_JS) -> list[dict]:
+    """Inject axe-core into an open Playwright page, run it, and return its violations."""
+    page.add_script_tag(path=str(require_axe(axe_js)))
+    result = page.evaluate(_AXE_RUN_JS)
+    assert result["version"] == AXE_VERSION, \
+        f"axe-core {result['version']} is not the pinned {AXE_VERSION}"
+    return result["violations"]
+
+
+def axe_problems(violations: list[dict]) -> list[str]:
+    """One line per element of each critical or serious violation: impact, rule, element."""
+    return [f"axe {v['impact']} {v['id']} ({v['help']}) at {n['target']}: {n['html']}"
+            for v in violations if v["impact"] in AXE_FAILING for n in v["nodes"]]
+
+
+def alt_problem(alt: str | None, figure: bool = True) -> str | None:
+    """Why an image's alt text does not describe it, or None when it may.
+
+    Every image needs an alt text that is not a file name, path or hash; a figure (an image in
+    a figure or a notebook output) needs a description, of at least six words, and an icon
+    (the theme's "Binder logo") a short name."""
+    if alt is None or not alt.strip():
+        return "has no alt text"
+    if ALT_IS_A_NAME.search(alt.strip()):
+        return f"has a file name or path, not a description, as its alt text ({alt[:60]!r})"
+    if figure and len(alt.split()) < 6:
+        return f"is a figure with a label, not a description, as its alt text ({alt[:60]!r})"
+    return None
+
+
 def inspect_page(browser, url: str, base: str, site: Path, screenshot: Path | None = None,
-                 lands_on: str | None = None) -> dict:
+                 lands_on: str | None = None, audit: bool = False) -> dict:
     """Open `url` and return what was found: the page's facts plus a list of `problems`.
 
-    `lands_on`: the URL a redirecting page (index.html) must forward to; it is inspected."""
+    `lands_on`: the URL a redirecting page (index.html) must forward to; it is inspected.
+    `audit`: also run axe-core over the page (facts["axe"]: its violations, every impact)."""
     problems: list[str] = []
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -310,6 +415,7 @@ def inspect_page(browser, url: str, base: str, site: Path, screenshot: Path | No
             page.wait_for_load_state("load")
         url = page.url
         facts = page.evaluate(_COLLECT_JS)
+        facts["axe"] = axe_audit(page) if audit else []
         if screenshot is not None:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
@@ -341,6 +447,9 @@ def inspect_page(browser, url: str, base: str, site: Path, screenshot: Path | No
     for img in facts["images"]:
         if not img["ok"]:
             problems.append(f"image not loaded: {img['src']}")
+        why = alt_problem(img["alt"], img["figure"])
+        if why:
+            problems.append(f"image {why}: {img['src']}")
     for fig in facts["figures"]:
         name = fig["id"] or fig["caption"][:40]
         if not FIG_NUMBER.match(fig["number"]):
@@ -360,6 +469,19 @@ def inspect_page(browser, url: str, base: str, site: Path, screenshot: Path | No
         why = check_link(href, base, site, live_ids if here else frozenset())
         if why:
             problems.append(why)
+
+    # Accessibility: axe-core, formulas for assistive technology, language of parts.
+    problems.extend(axe_problems(facts["axe"]))
+    for tex in facts["mathNoMml"][:5]:
+        problems.append("formula without assistive MathML (or with its rendering not "
+                        f"aria-hidden): {tex!r}")
+    if len(facts["mathNoMml"]) > 5:
+        problems.append(f"formulas without assistive MathML: {len(facts['mathNoMml']) - 5} more")
+    for text in facts["chineseNoLang"][:5]:
+        problems.append(f"Chinese text outside an element with lang=\"zh\": {text!r}")
+    if len(facts["chineseNoLang"]) > 5:
+        problems.append(f"Chinese text outside lang=\"zh\": {len(facts['chineseNoLang']) - 5} "
+                        "more places")
 
     # Titles numbered by the table of contents only.
     h1 = facts["h1"]
@@ -431,12 +553,13 @@ def test_page_in_browser(doc, site, base_url, browser):
     if refresh is not None:  # index.html forwards to the first page
         landing = urljoin(base_url + f"{doc}.html", refresh)
         assert check_link(landing, base_url, site) is None
-        facts = inspect_page(browser, base_url + f"{doc}.html", base_url, site, lands_on=landing)
+        facts = inspect_page(browser, base_url + f"{doc}.html", base_url, site, lands_on=landing,
+                             audit=True)
         assert facts["title"], "the redirect led to an empty page"
         assert not facts["problems"], f"{doc} -> {landing}:" + report(facts["problems"])
         return
     facts = inspect_page(browser, base_url + f"{doc}.html", base_url, site,
-                         screenshot=SCREENSHOTS / f"{doc}.png")
+                         screenshot=SCREENSHOTS / f"{doc}.png", audit=True)
     problems = facts["problems"]
     if is_chapter(doc) and not (facts["h1"] and facts["h1"]["number"]):
         problems.append("chapter page without a section number: give its part `numbered: 2` in _toc.yml")
@@ -444,7 +567,8 @@ def test_page_in_browser(doc, site, base_url, browser):
         problems.extend(launch_button_problems(doc, facts["links"], base_url))
     _SUMMARY[doc] = {k: facts[k] for k in ("math", "mjx", "seconds")} | {
         "images": len(facts["images"]), "figures": [f["number"] for f in facts["figures"]],
-        "equations": facts["eqnos"], "problems": len(problems)}
+        "equations": facts["eqnos"], "problems": len(problems),
+        "axe": {f"{v['impact']} {v['id']}": len(v["nodes"]) for v in facts["axe"]}}
     assert not problems, f"{doc}:" + report(problems)
 
 
@@ -584,6 +708,41 @@ def test_chapters_with_entries_link_the_appendix_page(appendix, site):
     assert not missing, report(missing)
 
 
+def figure_cells_without_alt(docs: list[str]) -> list[str]:
+    """Figure cells (with `mystnb.figure` metadata) of these notebooks that have no
+    `mystnb.image.alt`, the description MyST-NB gives the figure's image as its alt text."""
+    missing = []
+    for doc in docs:
+        path = ROOT / f"{doc}.ipynb"
+        if not path.is_file():
+            continue
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            meta = cell.get("metadata", {}).get("mystnb", {})
+            if "figure" in meta and not str(meta.get("image", {}).get("alt", "")).strip():
+                missing.append(f"{doc}.ipynb cell {cell.get('id')} ({meta['figure'].get('name')})")
+    return missing
+
+
+def test_every_figure_cell_has_alt_text():
+    """The source of the alt text the browser test checks: one description per figure cell."""
+    missing = figure_cells_without_alt(TOC_DOCS)
+    assert not missing, ("figure cells without a description in metadata mystnb.image.alt "
+                         "(one sentence saying what the figure shows):" + report(missing))
+
+
+def test_figure_cell_without_alt_text_is_found(tmp_path, monkeypatch):
+    """Negative case: a figure cell without mystnb.image.alt is reported."""
+    cell = {"cell_type": "code", "id": "abc", "source": [], "outputs": [],
+            "metadata": {"mystnb": {"figure": {"name": "fig-x"}}}}
+    nb = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "page.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert figure_cells_without_alt(["page"]) == ["page.ipynb cell abc (fig-x)"]
+    nb["cells"][0]["metadata"]["mystnb"]["image"] = {"alt": "A line falls from left to right."}
+    (tmp_path / "page.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    assert figure_cells_without_alt(["page"]) == []
+
+
 def test_every_chapter_has_a_formula(site):
     """Each chapter shows at least one formula (which the browser test checks is typeset)."""
     chapters = {}
@@ -661,13 +820,22 @@ _BAD_PAGE = r"""<!DOCTYPE html>
 <figure id="fig-broken"><img src="missing.png" alt=""><figcaption><p>No number here.</p></figcaption></figure>
 <a href="nowhere.html">a missing page</a> <a href="good.html#no-such-anchor">a missing anchor</a>
 <a href="#also-missing">a missing anchor on this page</a>
+<img src="pixel.png">
+<img src="pixel.png" alt="../../_images/516f64c7e0a1b2c3d4e5f60718293a4b.png">
+<figure><img src="pixel.png" alt="A plot">
+<figcaption><span class="caption-number">Fig. 1.2 </span>A.</figcaption></figure>
+<details><summary><span class="toctree-toggle" role="presentation"><i></i></span></summary>
+<a href="good.html">hidden</a></details>
+<p>The glossary term 卷积 without its language.</p>
+<span class="math"><mjx-container class="MathJax">x</mjx-container></span>
 </main></body></html>
 """
 
 _GOOD_PAGE = r"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>fine</title></head><body><main>
+<html lang="en"><head><meta charset="utf-8"><title>fine</title></head><body><main>
 <h1 id="top">A page with nothing wrong</h1>
-<figure id="fig-ok"><img src="pixel.png" alt="">
+<p>The glossary term <span lang="zh">卷积</span>, convolution.</p>
+<figure id="fig-ok"><img src="pixel.png" alt="A single white pixel on a white page.">
 <figcaption><p><span class="caption-number">Fig. 1.1 </span>A one-pixel image.</p></figcaption></figure>
 <a href="bad.html">a page</a> <a href="#top">this page</a> <a href="https://example.com/">not fetched</a>
 </main></body></html>
@@ -692,7 +860,8 @@ def broken_site(tmp_path_factory):
 
 def test_checks_flag_a_broken_page(broken_site, browser):
     root, url = broken_site
-    facts = inspect_page(browser, url + "bad.html", url, root, screenshot=root / "bad.png")
+    facts = inspect_page(browser, url + "bad.html", url, root, screenshot=root / "bad.png",
+                         audit=True)
     found = "\n".join(facts["problems"])
     for expected in [
         "console error: boom",
@@ -708,6 +877,15 @@ def test_checks_flag_a_broken_page(broken_site, browser):
         "broken anchor " + url + "good.html#no-such-anchor",
         "broken anchor " + url + "bad.html#also-missing",
         "shows its number twice",
+        # Accessibility: axe-core's verdicts, then the book's own checks.
+        "axe critical image-alt (Images must have alternative text) at img[src$=\"pixel.png\"]",
+        "axe serious summary-name (Summary elements must have discernible text) at summary",
+        "axe serious html-has-lang",
+        "image has no alt text: " + url + "pixel.png",
+        "image has a file name or path, not a description, as its alt text ('../../_images/516f",
+        "image is a figure with a label, not a description, as its alt text ('A plot')",
+        "formula without assistive MathML (or with its rendering not aria-hidden): 'x'",
+        "Chinese text outside an element with lang=\"zh\": 'The glossary term 卷积 without",
     ]:
         assert expected in found, f"{expected!r} not flagged; found:{report(facts['problems'])}"
     assert (root / "bad.png").stat().st_size > 0
@@ -716,9 +894,11 @@ def test_checks_flag_a_broken_page(broken_site, browser):
 def test_checks_pass_a_good_page(broken_site, browser):
     """The checks do not flag a page that has nothing wrong."""
     root, url = broken_site
-    facts = inspect_page(browser, url + "good.html", url, root)
+    facts = inspect_page(browser, url + "good.html", url, root, audit=True)
     assert facts["problems"] == []
-    assert facts["images"] == [{"src": url + "pixel.png", "ok": True}]
+    assert facts["axe"] == [], facts["axe"]  # not even a moderate or minor violation
+    assert facts["images"] == [{"src": url + "pixel.png", "ok": True, "figure": True,
+                                "alt": "A single white pixel on a white page."}]
 
 
 def test_static_checks_flag_a_broken_page(broken_site):
@@ -760,6 +940,107 @@ def test_title_number_that_disagrees_with_the_toc_fails_the_build(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     html = (tmp_path / "right" / "_build" / "html" / "chapters" / "01-one" / "01-a.html").read_text(encoding="utf-8")
     assert '<span class="section-number">1.1. </span>A section' in html
+
+
+def test_axe_is_pinned_and_installed():
+    """The audit runs the axe-core the Makefile pins (`make browser` installs it)."""
+    text = require_axe().read_text(encoding="utf-8")
+    assert text.startswith(f"/*! axe v{AXE_VERSION}"), text[:40]
+    with pytest.raises(pytest.fail.Exception, match=r"make browser"):
+        require_axe(Path("/nonexistent/axe.min.js"))
+
+
+@pytest.mark.parametrize("alt, figure, verdict", [
+    ("The training loss falls and the validation loss turns up after epoch 20.", True, None),
+    ("Binder logo", False, None),
+    (None, False, "has no alt text"), ("", True, "has no alt text"),
+    ("  ", True, "has no alt text"),
+    ("../../_images/516f64c7.png", True, "file name"), ("figure.png", False, "file name"),
+    ("_images/plot", False, "file name"), ("516f64c7e0a1b2c3d4e5f607", True, "file name"),
+    ("Binder logo", True, "a label, not a description"),
+])
+def test_alt_text_verdicts(alt, figure, verdict):
+    why = alt_problem(alt, figure)
+    assert (why is None) if verdict is None else (verdict in why)
+
+
+def test_search_page_passes_axe(base_url, browser):
+    """The search page, with its results shown, has no critical or serious axe violation."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(f"{base_url}search.html?q={quote(SEARCH_TERM)}", wait_until="load")
+        page.wait_for_function(
+            "() => { const s = document.querySelector('#search-results .search-summary');"
+            " return s && s.textContent.trim().length > 0 }")
+        page.wait_for_timeout(200)
+        violations = axe_audit(page)
+    finally:
+        context.close()
+    assert not axe_problems(violations), "search:" + report(axe_problems(violations))
+
+
+# A page of each kind: prose, a notebook with figures and code, the glossary's tables, the
+# bibliography. The full audit runs in the default light mode; these also in the theme's dark mode.
+DARK_MODE_PAGES = ["intro", "chapters/01-neurons/03-activations", "chapters/appendix/glossary",
+                   "chapters/appendix/references"]
+
+
+@pytest.mark.parametrize("doc", [d for d in DARK_MODE_PAGES if d in TOC_DOCS])
+def test_dark_mode_passes_axe(doc, base_url, browser):
+    """The theme's colour-mode switch offers dark mode: its contrast must hold as well."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.add_init_script("localStorage.setItem('mode', 'dark');"
+                         " localStorage.setItem('theme', 'dark');")
+    try:
+        page.goto(f"{base_url}{doc}.html", wait_until="load")
+        page.evaluate(_COLLECT_JS)  # waits for MathJax, images and fonts
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        violations = axe_audit(page)
+    finally:
+        context.close()
+    assert not axe_problems(violations), f"{doc} (dark mode):" + report(axe_problems(violations))
+
+
+def _book_ext():
+    """tools/book_ext.py, imported from its file (it is a Sphinx extension, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("book_ext", ROOT / "tools" / "book_ext.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_build_step_marks_chinese_and_leaves_markup_alone():
+    """book_ext.mark_chinese wraps Chinese runs in lang="zh", never inside tags or scripts."""
+    ext = _book_ext()
+    html = ('<p title="卷积">卷积 (convolution), 第 3 章。</p>'
+            '<script>var s = "池化";</script>'
+            '<a href="#x">池化层</a>')
+    out = ext.mark_chinese(html)
+    assert out == ('<p title="卷积"><span lang="zh">卷积</span> (convolution), '
+                   '<span lang="zh">第 3 章。</span></p><script>var s = "池化";</script>'
+                   '<a href="#x"><span lang="zh">池化层</span></a>')
+    assert ext.mark_chinese("<p>no Chinese here</p>") == "<p>no Chinese here</p>"
+
+
+def test_build_step_fixes_citation_roles_and_toc_toggles():
+    ext = _book_ext()
+    cites = ('<div role="list" class="citation-list">\n'
+             '<div class="citation" id="id1" role="doc-biblioentry">')
+    assert ext.list_citations(cites) == cites.replace("doc-biblioentry", "listitem")
+    toc = ('<li class="toctree-l1 has-children">'
+           '<a class="reference internal" href="a.html">1. Neurons</a>'
+           '<details><summary><span class="toctree-toggle" role="presentation"></span></summary>'
+           '<ul></ul></details></li>'
+           '<li><details><summary><p class="caption">Part</p></summary></details></li>')
+    out = ext.label_toc_toggles(toc)
+    assert out.count('aria-label="Sections of 1. Neurons"') == 1
+    assert out.count("aria-label") == 1  # a summary that has text keeps its own name
 
 
 def test_missing_chromium_fails_with_install_hint():

@@ -2,6 +2,13 @@
 
 Call :func:`use_style` once at the top of a notebook. Every helper takes an optional ``ax`` and
 returns the axes it drew on, so figures compose; none calls ``plt.show()``.
+
+Accessibility (WCAG 2.1: 1.4.1 use of colour, 1.4.11 non-text contrast). Colour never tells
+categories apart on its own: the house cycle pairs each palette colour with its own line style,
+the helpers give each class or run its own marker, and a signed matrix is drawn with a
+diverging map centred on zero. The palette (Okabe & Ito's) stays distinguishable under
+simulated deuteranopia, protanopia and tritanopia, and its first five colours contrast at
+least 3:1 with the white background (tests/test_plot.py checks both with colorspacious).
 """
 
 from __future__ import annotations
@@ -12,11 +19,20 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["PALETTE", "use_style", "subplots", "plot_curves", "plot_history",
-           "plot_decision_boundary", "show_matrix", "show_images", "plot_graph", "plot_trajectories"]
+__all__ = ["PALETTE", "LINESTYLES", "MARKERS", "DIVERGING_CMAP", "use_style", "subplots",
+           "plot_curves", "plot_history", "plot_decision_boundary", "show_matrix", "show_images",
+           "plot_graph", "plot_trajectories"]
 
-# A colour-blind-safe palette (Okabe & Ito), in the order lines take it.
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+# A colour-blind-safe palette (Okabe & Ito 2008), in the order lines take it: blue, vermillion,
+# bluish green, reddish purple and black first, each at least 3:1 against white (WCAG 1.4.11);
+# then orange, sky blue and yellow, too light for thin lines on white (fills and shading).
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000", "#E69F00", "#56B4E9", "#F0E442"]
+# One line style and one marker per palette colour, so that no category is told by colour alone.
+LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1.5, 1, 1.5, 1, 1.5)), (0, (1, 1)), (0, (8, 2)),
+              (0, (3, 1, 1, 1))]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+# Signed values (weights, gradients, signed feature maps): red positive, blue negative, white 0.
+DIVERGING_CMAP = "RdBu_r"
 
 _STYLE = {
     "figure.figsize": (6.0, 3.6),
@@ -30,7 +46,7 @@ _STYLE = {
     "grid.alpha": 0.3,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "axes.prop_cycle": mpl.cycler(color=PALETTE),
+    "axes.prop_cycle": mpl.cycler(color=PALETTE) + mpl.cycler(linestyle=LINESTYLES),
     "lines.linewidth": 1.8,
     "legend.frameon": False,
     "image.cmap": "viridis",
@@ -69,12 +85,16 @@ def plot_curves(x: np.ndarray, curves: Mapping[str, np.ndarray], *, xlabel: str,
         x: (P,) abscissae shared by every curve.
         curves: label -> (P,) values.
         xlabel, ylabel: axis labels (with units where there are any).
-        styles: optional label -> matplotlib format string, e.g. ``"--"``.
+        styles: optional label -> matplotlib format string, e.g. ``"--"``. A curve without one
+            takes the next colour and line style of the house cycle, so curves differ in both.
     """
     ax = _axes(ax)
     for label, y in curves.items():
-        fmt = (styles or {}).get(label, "-")
-        ax.plot(x, y, fmt, label=label)
+        fmt = (styles or {}).get(label)
+        if fmt is None:
+            ax.plot(x, y, label=label)
+        else:
+            ax.plot(x, y, fmt, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
@@ -91,6 +111,8 @@ def plot_history(histories, *, metrics: Sequence[str] = ("loss", "acc"), axes=No
         histories: a :class:`dlbook.train.History`, or a mapping run name -> History. Each History
             holds ``train_<metric>`` and optionally ``val_<metric>`` lists.
         metrics: the metric stems to draw, one panel each.
+    The split is told by the line style (train solid, val dashed); with several runs, each run
+    has its own colour and marker.
     Returns:
         The array of axes.
     """
@@ -100,15 +122,18 @@ def plot_history(histories, *, metrics: Sequence[str] = ("loss", "acc"), axes=No
         _, axes = subplots(1, len(metrics))
         axes = axes[0]
     names = {"loss": "cross-entropy loss", "acc": "accuracy"}
+    several = len(histories) > 1
     for ax, metric in zip(axes, metrics):
         for i, (run, history) in enumerate(histories.items()):
             colour = PALETTE[i % len(PALETTE)]
+            marker = MARKERS[i % len(MARKERS)] if several else None
             for split, fmt in (("train", "-"), ("val", "--")):
                 key = f"{split}_{metric}"
                 if key in history:
                     values = history[key]
                     label = " ".join(p for p in (run, split) if p)
-                    ax.plot(np.arange(1, len(values) + 1), values, fmt, color=colour, label=label)
+                    ax.plot(np.arange(1, len(values) + 1), values, fmt, color=colour, label=label,
+                            marker=marker, markersize=4, markevery=max(1, len(values) // 10))
         ax.set_xlabel("epoch")
         ax.set_ylabel(names.get(metric, metric))
         ax.legend()
@@ -118,6 +143,8 @@ def plot_history(histories, *, metrics: Sequence[str] = ("loss", "acc"), axes=No
 def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray, *,
                            ax=None, resolution: int = 200, margin: float = 0.5, title: str | None = None):
     """Shade the classes ``predict`` assigns over the plane and scatter the points ``(X, y)``.
+
+    Each class has its own colour and its own marker (circle, square, triangle, ...).
 
     Args:
         predict: maps (P, 2) points to (P,) integer labels.
@@ -137,7 +164,7 @@ def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.nd
     for c in np.unique(y):
         pts = X[y == c]
         ax.scatter(pts[:, 0], pts[:, 1], s=14, color=PALETTE[int(c) % len(PALETTE)], label=f"class {c}",
-                   edgecolors="white", linewidths=0.4)
+                   marker=MARKERS[int(c) % len(MARKERS)], edgecolors="white", linewidths=0.4)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     ax.set_xlim(x0, x1)
@@ -149,18 +176,29 @@ def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.nd
 
 
 def show_matrix(m: np.ndarray, *, ax=None, title: str | None = None, fmt: str = "{:g}",
-                highlight: tuple[slice, slice] | None = None, cmap: str = "Blues"):
+                highlight: tuple[slice, slice] | None = None, cmap: str | None = None):
     """Draw a small 2-D array as a grid of numbered cells (worked convolution examples).
 
     Args:
         m: (H, W) array.
-        highlight: optional ``(rows, cols)`` slices outlined in red, e.g. the current window.
+        highlight: optional ``(rows, cols)`` slices outlined, e.g. the current window.
+        cmap: the colour map; by default ``"Blues"`` from 0 up when no entry is negative, and
+            the diverging :data:`DIVERGING_CMAP` centred on 0 when entries have both signs (so
+            that sign is not read off a single light-to-dark scale). Either way the colours
+            stay light enough for the black numbers.
     """
     ax = _axes(ax)
     m = np.asarray(m)
     if m.ndim != 2:
         raise ValueError(f"m: expected a 2-D array, got shape {m.shape}")
-    ax.imshow(m, cmap=cmap, vmin=min(m.min(), 0), vmax=max(m.max(), 1) * 1.6)
+    signed = bool(m.min() < 0 < m.max())
+    if cmap is None:
+        cmap = DIVERGING_CMAP if signed else "Blues"
+    if signed:
+        lim = float(np.abs(m).max()) * 1.6
+        ax.imshow(m, cmap=cmap, vmin=-lim, vmax=lim)
+    else:
+        ax.imshow(m, cmap=cmap, vmin=min(m.min(), 0), vmax=max(m.max(), 1) * 1.6)
     for (i, j), value in np.ndenumerate(m):
         ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=10)
     ax.set_xticks(np.arange(-0.5, m.shape[1]), minor=True)
@@ -173,7 +211,8 @@ def show_matrix(m: np.ndarray, *, ax=None, title: str | None = None, fmt: str = 
         r0, r1, _ = rows.indices(m.shape[0])
         c0, c1, _ = cols.indices(m.shape[1])
         ax.add_patch(mpl.patches.Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, fill=False,
-                                           edgecolor="#D55E00", linewidth=2.5))
+                                           edgecolor="#000000" if signed else PALETTE[1],
+                                           linewidth=2.5))
     if title:
         ax.set_title(title)
     return ax
@@ -332,7 +371,7 @@ def plot_trajectories(f: Callable[[np.ndarray], np.ndarray], trajectories: Mappi
     Args:
         f: maps (P, 2) points to (P,) values (vectorised).
         trajectories: label -> (T, 2) sequence of points; the start is marked with a circle and
-            the end with a cross.
+            the end with a cross. Each path has its own colour and line style.
         xlim, ylim: the plotted window, ``(low, high)``.
         levels: number of contour levels or their values.
         styles: optional label -> matplotlib format string for the path, e.g. ``".-"``.
@@ -354,8 +393,13 @@ def plot_trajectories(f: Callable[[np.ndarray], np.ndarray], trajectories: Mappi
     ax.contour(gx, gy, values, levels=levels, colors="#999999", linewidths=0.7)
     for i, (label, path) in enumerate(paths.items()):
         colour = PALETTE[i % len(PALETTE)]
-        fmt = (styles or {}).get(label, ".-")
-        ax.plot(path[:, 0], path[:, 1], fmt, color=colour, label=label, markersize=3, linewidth=1.2)
+        fmt = (styles or {}).get(label)
+        if fmt is None:
+            ax.plot(path[:, 0], path[:, 1], marker=".", linestyle=LINESTYLES[i % len(LINESTYLES)],
+                    color=colour, label=label, markersize=3, linewidth=1.2)
+        else:
+            ax.plot(path[:, 0], path[:, 1], fmt, color=colour, label=label, markersize=3,
+                    linewidth=1.2)
         ax.plot(path[0, 0], path[0, 1], "o", color=colour, markersize=6, markerfacecolor="none")
         ax.plot(path[-1, 0], path[-1, 1], "x", color=colour, markersize=7)
     ax.set_xlim(*xlim)
