@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from dlbook._book import book_root
+
 __all__ = ["Exercise", "Question", "ExerciseError", "SOURCE_NAME", "exercises_root",
            "find_exercise", "load_exercise", "list_exercises", "write_notebooks"]
 
@@ -170,7 +172,6 @@ def _solution_lines(source: str, *, keep: bool, where: str) -> str:
 
 def exercises_root() -> Path | None:
     """``<book>/exercises`` when dlbook runs from a checkout of the book, else None."""
-    from dlbook.cli import book_root
 
     root = book_root()
     return root / "exercises" if root is not None and (root / "exercises").is_dir() else None
