@@ -172,7 +172,6 @@ def _solution_lines(source: str, *, keep: bool, where: str) -> str:
 
 def exercises_root() -> Path | None:
     """``<book>/exercises`` when dlbook runs from a checkout of the book, else None."""
-
     root = book_root()
     return root / "exercises" if root is not None and (root / "exercises").is_dir() else None
 
