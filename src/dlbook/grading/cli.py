@@ -26,9 +26,9 @@ def _positive_int(text: str) -> int:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     """Grade submissions; print one line per submission and where the gradebook is."""
-    from dlbook.grading.batch import collect_submissions, grade_batch
+    from dlbook.grading.batch import UntrustedIsolation, collect_submissions, grade_batch
     from dlbook.grading.exercise import ExerciseError, load_exercise
-    from dlbook.grading.sandbox import Limits, detect_isolation
+    from dlbook.grading.sandbox import Limits, detect_isolation, isolation_problem
 
     try:
         exercise = load_exercise(args.exercise)
@@ -41,6 +41,16 @@ def cmd_grade(args: argparse.Namespace) -> int:
         return 2
     limits = Limits(timeout=args.timeout, memory_mb=args.memory_mb, output_kb=args.output_kb)
     isolation = detect_isolation() if args.isolation == "auto" else args.isolation
+    if isolation == "namespaces" and args.isolation == "namespaces" and isolation_problem():
+        print(f"dlbook grade: --isolation namespaces is not available here: {isolation_problem()}",
+              file=sys.stderr)
+        return 2
+    if isolation == "process" and not args.trusted:
+        why = isolation_problem() if args.isolation == "auto" else "--isolation process was asked for"
+        print("dlbook grade: refusing to grade: submissions would run as a plain process with your "
+              f"user's rights ({why}). Grade inside a container, or pass --trusted for code you "
+              "trust.", file=sys.stderr)
+        return 2
     if not args.quiet:
         print(f"grading {len(paths)} submission(s) of {exercise.id} ({exercise.max_score:g} points), "
               f"{args.jobs} at a time, isolation: {isolation}", file=sys.stderr)
@@ -50,8 +60,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
             print(f"[{done}/{total}] {row.submission}: {row.score:g}/{row.max_score:g} {row.status} "
                   f"({row.seconds:.1f} s)", file=sys.stderr)
 
-    grade_batch(exercise, paths, args.out, limits=limits, jobs=args.jobs, isolation=isolation,
-                progress=progress)
+    try:
+        grade_batch(exercise, paths, args.out, limits=limits, jobs=args.jobs, isolation=isolation,
+                    trusted=args.trusted, progress=progress)
+    except UntrustedIsolation as exc:
+        print(f"dlbook grade: {exc}", file=sys.stderr)
+        return 2
     print(Path(args.out) / "gradebook.csv")
     return 0
 
@@ -97,7 +111,10 @@ def add_grading_commands(sub: argparse._SubParsersAction) -> None:
     grade.add_argument("--output-kb", type=_positive_int, default=64, metavar="KB",
                        help="printed output kept per submission, half from the start, half from the end")
     grade.add_argument("--isolation", choices=("auto", "namespaces", "process"), default="auto",
-                       help="sandbox: Linux namespaces when available (auto), or a plain process")
+                       help="sandbox: Linux namespaces when available (auto), or a plain process "
+                            "(refused without --trusted)")
+    grade.add_argument("--trusted", action="store_true",
+                       help="allow a plain process (no namespace sandbox): for code you trust only")
     grade.add_argument("--quiet", action="store_true", help="no progress lines")
     grade.set_defaults(func=cmd_grade)
     exercises = sub.add_parser("exercises", help="list the exercises and their points")
