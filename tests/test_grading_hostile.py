@@ -463,3 +463,29 @@ def test_untrusted_work_is_refused_without_the_sandbox(tmp_path, capsys):
     assert main(["grade", EXERCISE, str(subs), "--out", str(tmp_path / "out"), "--isolation", "process",
                  "--trusted", "--quiet", "--timeout", "20"]) == 0
     assert _rows(tmp_path / "out")["alice"]["score"] == "6"
+
+
+LEAST_SQUARES = '''
+def perceptron_train(X, t, lr=1.0, epochs=100):
+    """Not the perceptron: a least-squares boundary, and a claim of no updates."""
+    A = np.hstack([X, np.ones((len(X), 1))])
+    coef = np.linalg.lstsq(A, 2.0 * t - 1.0, rcond=None)[0]
+    return coef[:-1], float(coef[-1]), [0]
+'''
+
+
+def test_perceptron_training_needs_the_rule_itself(tmp_path):
+    """Also: least squares with ``updates=[0]`` used to earn the 'separable' point (4 of 5)."""
+    folder = ROOT / "ch1-perceptron"
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    solution = json.loads((folder / "solution.ipynb").read_text(encoding="utf-8"))
+    _write(subs, "solution", solution)
+    solution["cells"].append({"cell_type": "code", "execution_count": None, "id": "lstsq",
+                              "metadata": {}, "outputs": [], "source": LEAST_SQUARES})
+    _write(subs, "least_squares", solution)
+    rows = {r.submission: r for r in grade_batch(load_exercise(folder), [subs], tmp_path / "out",
+                                                  limits=LIMITS, jobs=2, trusted=not NAMESPACES)}
+    assert rows["solution"].score == 5  # the check passes the rule itself
+    scores = {q["name"]: q["score"] for q in rows["least_squares"].report["questions"]}
+    assert scores == {"predict": 1, "perceptron_step": 2, "perceptron_train": 0}, scores
