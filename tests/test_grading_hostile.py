@@ -21,16 +21,18 @@ import pytest
 from dlbook.cli import main
 from dlbook.grading import Limits, UntrustedIsolation, grade_batch, load_exercise
 from dlbook.grading.batch import read_submission
-from dlbook.grading.sandbox import _load_npz, isolation_problem, remove_tree
+from dlbook.grading.sandbox import (_allowlist, _load_npz, _python_path, isolation_problem,
+                                    remove_tree)
 
 ROOT = Path(__file__).resolve().parents[1] / "exercises"
 REPO = ROOT.parent
 EXERCISE = "ch1-softmax-cross-entropy"  # 6 points: softmax 2, cross_entropy 2, backward 2
 NAMESPACES = isolation_problem() is None
 LIMITS = Limits(timeout=15, memory_mb=1024, processes=64)
-needs_namespaces = pytest.mark.skipif(not NAMESPACES, reason="the namespace sandbox is not available here")
+needs_namespaces = pytest.mark.skipif(not NAMESPACES, reason="no namespace sandbox here")
 
-pytestmark = pytest.mark.filterwarnings("ignore:Traits should be given as instances:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Traits should be given as instances:DeprecationWarning")
 
 # Sends frames to the runner through the submission's own pipe, as a hostile notebook can.
 FRAMES = '''
@@ -59,13 +61,21 @@ def _notebook(kind: str) -> dict:
 
 
 def _with_cell(nb: dict, source: str, *, after: str | None = None) -> dict:
-    """A copy of ``nb`` with a code cell at the top, or after the first cell containing ``after``."""
+    """A copy of ``nb`` with a code cell at the top, or after the first cell holding ``after``."""
     nb = json.loads(json.dumps(nb))
     index = 0
     if after is not None:
         index = next(i for i, c in enumerate(nb["cells"]) if after in "".join(c["source"])) + 1
     nb["cells"].insert(index, {"cell_type": "code", "execution_count": None, "id": f"added-{index}",
                                "metadata": {}, "outputs": [], "source": source})
+    return nb
+
+
+def _appended(nb: dict, source: str) -> dict:
+    """A copy of ``nb`` with a code cell added at the end (after every stub)."""
+    nb = json.loads(json.dumps(nb))
+    nb["cells"].append({"cell_type": "code", "execution_count": None, "id": "added-end",
+                        "metadata": {}, "outputs": [], "source": source})
     return nb
 
 
@@ -102,16 +112,17 @@ SOLUTION_THIEF = '''
 import glob, os, subprocess, json
 found = []
 places = [SOLUTION, SOURCE, REPO + "/.git/HEAD", "/etc/shadow", "/root/.bash_history"]
-places += glob.glob("/work/**/solution.ipynb", recursive=True)
-places += glob.glob("/tmp/**/*.ipynb", recursive=True) + glob.glob("/home/*/*")
+places += glob.glob("/work/*/exercises/*/solution.ipynb") + glob.glob("/work/*/*/exercises/*/*.py")
+places += glob.glob("/tmp/*/*.ipynb") + glob.glob("/home/*/*")
 for place in places:
     try:
         with open(place) as f:
-            found.append((place, f.read(200)))
-    except OSError:
+            found.append((place, f.read(100_000)))
+    except (OSError, ValueError):
         pass
 try:
-    shown = subprocess.run(["git", "-C", REPO, "show", "HEAD:exercises/" + EXERCISE_ID + "/source.py"],
+    shown = subprocess.run(["git", "-C", REPO, "show",
+                            "HEAD:exercises/" + EXERCISE_ID + "/source.py"],
                            capture_output=True, text=True, timeout=5)
     if shown.returncode == 0 and "BEGIN SOLUTION" in shown.stdout:
         found.append(("git", shown.stdout[:200]))
@@ -119,11 +130,14 @@ except Exception as exc:
     print("git:", type(exc).__name__)
 code = [c for place, c in found if "softmax" in c]
 print("READ", [place for place, _ in found])
-print("UID", os.getuid(), "ROOT", sorted(os.listdir("/")))
-for path in ("/work", "/root", "/tmp", "/home"):
-    for top, dirs, files in os.walk(path):
-        print("SEE", top, sorted(dirs)[:5], sorted(files)[:5])
-        break
+print("UID", os.getuid())
+listing = {}
+for top in ["/", "/home", "/tmp"] + sorted({"/" + p.split("/")[1] for p in ALLOWED}):
+    try:
+        listing[top] = sorted(os.listdir(top))
+    except OSError as exc:
+        listing[top] = type(exc).__name__
+print("LISTING " + json.dumps(listing))
 if code:
     for cell in json.load(open(SOLUTION))["cells"]:
         if cell["cell_type"] == "code":
@@ -198,16 +212,18 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 @needs_namespaces
 def test_hostile_batch_in_the_namespace_sandbox(tmp_path):
-    """Problems 1-3, 5-7: nothing readable, no shared memory kept, nested folders, names, forgery."""
+    """Problems 1-3, 5-7: nothing readable, no shared memory kept, deep folders, names, forgery."""
     subs = tmp_path / "subs"
     subs.mkdir()
     solution, student = _notebook("solution"), _notebook("student")
     after_import = "import numpy as np"
-    thief = (f"SOLUTION = {str(ROOT / EXERCISE / 'solution.ipynb')!r}\n"
+    allowed = _allowlist() + _python_path()
+    thief = (f"ALLOWED = {allowed!r}\n"
+             f"SOLUTION = {str(ROOT / EXERCISE / 'solution.ipynb')!r}\n"
              f"SOURCE = {str(ROOT / EXERCISE / 'source.py')!r}\nREPO = {str(REPO)!r}\n"
              f"EXERCISE_ID = {EXERCISE!r}\n" + SOLUTION_THIEF)
     _write(subs, "correct", solution)
-    _write(subs, "thief", _with_cell(student, thief, after=after_import))
+    _write(subs, "thief", _appended(student, thief))
     _write(subs, "shm", _with_cell(student, SHM_STASH, after=after_import))
     _write(subs, "nested", _with_cell(solution, NESTED, after=after_import))
     _write(subs, "forger", _with_cell(solution, FORGER, after=after_import))
@@ -226,12 +242,27 @@ def test_hostile_batch_in_the_namespace_sandbox(tmp_path):
 
     # 1. the solution, the hidden tests, .git, other folders and root-only files are out of sight
     thief_report = _report(out, "thief")
-    assert (thief_report["score"], thief_report["status"]) == (0, "graded"), thief_report["feedback"]
+    assert (thief_report["score"], thief_report["status"]) == (0, "graded"), \
+        thief_report["feedback"]
     assert "READ []" in thief_report["output"], thief_report["output"][:2000]
     assert "UID 65534" in thief_report["output"]
-    seen = "\n".join(line for line in thief_report["output"].splitlines() if line.startswith("SEE"))
-    assert "exercises" not in seen and ".git" not in seen and "wt" not in seen, seen
-    assert re.search(r"SEE /root \['.pyenv'\]", seen) and re.search(r"SEE /work \['main'\] \[\]", seen), seen
+    line = next(x for x in thief_report["output"].splitlines() if x.startswith("LISTING "))
+    listing = json.loads(line[len("LISTING "):])
+    # every folder shows only what leads to an allowed path: the skeleton of the allowlist
+    parts = {(os.path.dirname(p) or "/", os.path.basename(p)) for path in allowed
+             for p in [path.rsplit("/", k)[0] for k in range(path.count("/"))] if p}
+    system = {"proc", "dev", "tmp", "home", "etc", "usr", "bin", "sbin"}
+    for top, names in listing.items():
+        if top in allowed:
+            continue  # an allowed folder, bound whole (/usr)
+        expected = {name for parent, name in parts if parent == top}
+        if top == "/":
+            expected |= system | {n for n in names if n.startswith("lib")}
+        elif top == "/home":
+            expected = {"student"}
+        elif top == "/tmp":
+            expected = set()  # its own empty home
+        assert isinstance(names, list) and set(names) <= expected, (top, names, expected)
 
     # 2. SysV shared memory dies with the IPC namespace; POSIX shared memory has no /dev/shm
     assert "created segment" in _report(out, "shm")["output"]
@@ -264,10 +295,11 @@ def test_hostile_batch_in_the_namespace_sandbox(tmp_path):
     # a forged "finished" hides nothing: torch is not in the sandbox at all
     torch_user = _report(out, "torch_user")
     assert torch_user["score"] == 0
-    assert any("No module named 'torch'" in note for note in torch_user["notes"]), torch_user["notes"]
+    assert any("No module named 'torch'" in n for n in torch_user["notes"]), torch_user["notes"]
     # forged supervisor records are dropped: the real exit (SIGKILL) decides the status
     killed = _report(out, "killed")
-    assert killed["status"] == "error" and any("signal 9" in n for n in killed["notes"]), killed["notes"]
+    assert killed["status"] == "error", killed["notes"]
+    assert any("signal 9" in n for n in killed["notes"]), killed["notes"]
 
 
 @needs_namespaces
@@ -435,21 +467,28 @@ def test_a_non_root_cleanup_never_changes_a_link_target(request):
 
 
 def test_nested_folders_in_process_mode_are_cleaned_up(tmp_path):
-    """Problem 3 where the work folder is on the grader's disk: the batch completes, no leftovers."""
+    """Problem 3 with the work folder on the grader's disk: the batch completes, no leftovers."""
     subs = tmp_path / "subs"
     subs.mkdir()
     _write(subs, "correct", _notebook("solution"))
     _write(subs, "nested", _with_cell(_notebook("solution"), NESTED, after="import numpy as np"))
+    thief = (f"ALLOWED = []\nSOLUTION = {str(ROOT / EXERCISE / 'solution.ipynb')!r}\n"
+             f"SOURCE = {str(ROOT / EXERCISE / 'source.py')!r}\nREPO = {str(REPO)!r}\n"
+             f"EXERCISE_ID = {EXERCISE!r}\n" + SOLUTION_THIEF)
+    _write(subs, "thief", _appended(_notebook("student"), thief))
     before = _our_leftovers()
-    rows = {r.submission: r for r in grade_batch(load_exercise(ROOT / EXERCISE), [subs], tmp_path / "out",
-                                                  limits=LIMITS, isolation="process", trusted=True, jobs=2)}
+    rows = grade_batch(load_exercise(ROOT / EXERCISE), [subs], tmp_path / "out", limits=LIMITS,
+                       isolation="process", trusted=True, jobs=2)
+    rows = {r.submission: r for r in rows}
     assert rows["correct"].score == 6 and rows["nested"].score == 6
+    # the negative case of problem 1: without the sandbox the same thief takes full marks
+    assert rows["thief"].score == 6 and "READ []" not in rows["thief"].report["output"]
     assert "nested 1500 deep" in rows["nested"].report["output"]
     assert _our_leftovers() <= before
 
 
 def test_untrusted_work_is_refused_without_the_sandbox(tmp_path, capsys):
-    """``process`` isolation needs an explicit ``trusted``/``--trusted``; nothing is graded before."""
+    """``process`` isolation needs ``trusted``/``--trusted``; nothing runs without it."""
     subs = tmp_path / "subs"
     subs.mkdir()
     _write(subs, "alice", _notebook("solution"))
@@ -457,11 +496,11 @@ def test_untrusted_work_is_refused_without_the_sandbox(tmp_path, capsys):
     with pytest.raises(UntrustedIsolation, match="trusted"):
         grade_batch(exercise, [subs], tmp_path / "out", limits=LIMITS, isolation="process")
     assert not (tmp_path / "out").exists()
-    assert main(["grade", EXERCISE, str(subs), "--out", str(tmp_path / "out"), "--isolation", "process",
-                 "--quiet"]) == 2
+    command = ["grade", EXERCISE, str(subs), "--out", str(tmp_path / "out"), "--isolation",
+               "process", "--quiet", "--timeout", "20"]
+    assert main(command) == 2
     assert "--trusted" in capsys.readouterr().err and not (tmp_path / "out").exists()
-    assert main(["grade", EXERCISE, str(subs), "--out", str(tmp_path / "out"), "--isolation", "process",
-                 "--trusted", "--quiet", "--timeout", "20"]) == 0
+    assert main(command + ["--trusted"]) == 0
     assert _rows(tmp_path / "out")["alice"]["score"] == "6"
 
 

@@ -14,13 +14,14 @@ Input (prepared by the grader, never a file the submission can reach):
 
 Two processes. The **supervisor** (this script's first process; root in namespace mode) reads
 the input, builds the sandbox (namespace mode: a fresh root from an allowlist, see
-:func:`build_root`), then forks the **executor**, which closes that descriptor, drops to an unprivileged
-uid, lowers its limits and runs the cells and the probes. The executor sends what it has to say
-(cell errors, probe values, "finished") to the supervisor through a pipe of its own; the
-supervisor keeps only frames that fit the protocol (a known cell or probe, once each, bounded
-sizes) and relays them on the channel, marked ``"source": "submission"``, followed by its own record of
-how the executor ended (``child_exit``). The submission's code can write to its own pipe, so what
-it relays are claims about itself (its own answers and notes), bounded; it cannot write the channel.
+:func:`build_root`), then forks the **executor**, which closes that descriptor, drops to an
+unprivileged uid, lowers its limits and runs the cells and the probes. The executor sends what
+it has to say (cell errors, probe values, "finished") to the supervisor through a pipe of its
+own; the supervisor keeps only frames that fit the protocol (a known cell or probe, once each,
+bounded sizes) and relays them on the channel, marked ``"source": "submission"``, followed by
+its own record of how the executor ended (``child_exit``). The submission's code can write to
+its own pipe, so what it relays are claims about itself (its own answers and notes), bounded;
+it cannot write the channel.
 
 Frame: 8 bytes (header length, body length; unsigned big-endian 32-bit), a JSON object, the body.
 """
@@ -120,7 +121,9 @@ class FrameReader:
 
 def _clip(text, limit):
     text = str(text)
-    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} characters cut]"
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"... [{len(text) - limit} characters cut]"
 
 
 def _text(value, limit):
@@ -413,7 +416,7 @@ def _neutralise_magics(source):
 
 
 def run_cells(cells, namespace, report):
-    """Execute the notebook's code cells in order in ``namespace``, as "Run All" with errors allowed.
+    """Execute the notebook's code cells in order in ``namespace`` ("Run All", errors allowed).
 
     A cell that raises is reported and the next one runs; ``sys.exit`` stops the cells there.
     """
@@ -440,7 +443,8 @@ def _to_arrays(value, np, max_elements):
         if array.dtype.kind not in "biuf":
             raise TypeError(f"expected numbers, got {type(item).__name__} (dtype {array.dtype})")
         if array.size > max_elements:
-            raise ValueError(f"result has {array.size} elements, more than the {max_elements} allowed")
+            raise ValueError(f"result has {array.size} elements, more than the {max_elements} "
+                             "allowed")
         arrays[str(key)] = np.array(array, order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
     return arrays
 
@@ -568,7 +572,7 @@ def main():
     channel = int(config["channel_fd"])
     sys.path += config.get("python_path", [])  # numpy's site-packages (-S: no .pth files)
     warnings = []
-    if config.get("pids_cgroup"):  # root only: cap the number of processes (RLIMIT_NPROC spares root)
+    if config.get("pids_cgroup"):  # root only: cap the processes (RLIMIT_NPROC spares root)
         try:
             with open(config["pids_cgroup"], "w") as f:
                 f.write("0")  # "0" moves the writing process; its descendants follow

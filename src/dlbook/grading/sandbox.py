@@ -75,7 +75,7 @@ HIDDEN_PACKAGES = ("dlbook", "otter", "otter_grader", "torch", "torchgen", "func
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-submission limits. ``output_kb`` is how much of stdout+stderr is kept (half head, half tail).
+    """Per-submission limits. ``output_kb``: stdout+stderr kept (half head, half tail).
 
     ``disk_mb`` caps the submission's home folder (namespace mode: a tmpfs of that size).
     """
@@ -139,7 +139,8 @@ def _trial() -> str | None:
     if result.failure:
         return f"the sandbox could not be built: {result.failure}"
     kinds = [e.get("event") for e in result.events]
-    warnings = [w for e in result.events if e.get("event") == "sandbox" for w in e.get("warnings", [])]
+    warnings = [w for e in result.events if e.get("event") == "sandbox"
+                for w in e.get("warnings", [])]
     if result.returncode != 0 or "finished" not in kinds or "cell_error" in kinds:
         return f"the trial run failed (exit {result.returncode}): {result.output[-300:].strip()}"
     if warnings:
@@ -222,7 +223,7 @@ def _tasks_of_user(uid: int) -> int:
 
 @lru_cache(maxsize=None)
 def _pids_cgroup_parent() -> Path | None:
-    """Our own cgroup in a writable cgroup-v1 ``pids`` hierarchy, if we are root and there is one."""
+    """Our own cgroup in a writable cgroup-v1 ``pids`` hierarchy, if we are root and it exists."""
     if os.geteuid() != 0 or not sys.platform.startswith("linux"):
         return None
     try:
@@ -335,7 +336,7 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def _read_capped(dir_fd: int, name: str, limit: int) -> bytes | None:
-    """A regular file's bytes, read through ``dir_fd`` without following symlinks; None if absent/too big."""
+    """A regular file's bytes, read through ``dir_fd``, no link followed; None if absent/too big."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError:
@@ -364,8 +365,9 @@ def _zip_entries(blob: bytes) -> int:
     return struct.unpack("<H", blob[at + 10:at + 12])[0]
 
 
-def _load_npz(blob: bytes, max_elements: int, max_members: int = MAX_NPZ_MEMBERS) -> dict[str, np.ndarray]:
-    """Plain numeric arrays from untrusted npz bytes (no pickles; counts and sizes checked first)."""
+def _load_npz(blob: bytes, max_elements: int,
+              max_members: int = MAX_NPZ_MEMBERS) -> dict[str, np.ndarray]:
+    """Plain numeric arrays from untrusted npz bytes (no pickles; count and sizes checked first)."""
     if len(blob) > MAX_NPZ_BYTES:
         raise ValueError("exported arrays are too large")
     if _zip_entries(blob) > max_members:
@@ -405,7 +407,8 @@ def _values(frames: list[tuple[dict, bytes]], probes: list[dict], limits: Limits
             load_errors.setdefault(question, {})[probe] = \
                 f"the exported value could not be read ({str(exc)[:200]})"
             continue
-        values.setdefault(question, {})[probe] = arrays["value"] if set(arrays) == {"value"} else arrays
+        value = arrays["value"] if set(arrays) == {"value"} else arrays
+        values.setdefault(question, {})[probe] = value
     return events, values, load_errors
 
 
@@ -467,8 +470,8 @@ def run_in_sandbox(*, cells: list[str], probes: list[dict], inputs_npz: bytes, l
         events, values, load_errors = _values(channel.frames, probes, limits)
         returncode = next((e.get("returncode") for e in events if e.get("event") == "child_exit"
                            and isinstance(e.get("returncode"), int)), None)
-        failure = next((str(e["failed"]) for e in events if e.get("event") == "sandbox" and e.get("failed")),
-                       None)
+        failure = next((str(e["failed"]) for e in events
+                        if e.get("event") == "sandbox" and e.get("failed")), None)
         if channel.broken:
             events.append({"event": "overflow", "source": "grader"})
         return SandboxResult(seconds=seconds, returncode=returncode, timed_out=timed_out,
@@ -562,7 +565,8 @@ def remove_tree(path: Path | str, max_steps: int = MAX_REMOVE_STEPS) -> bool:
                     for child in os.listdir(sub):
                         steps += 1
                         counter += 1
-                        os.rename(child, f".up{counter}.{child[:100]}", src_dir_fd=sub, dst_dir_fd=top)
+                        os.rename(child, f".up{counter}.{child[:100]}", src_dir_fd=sub,
+                                  dst_dir_fd=top)
                 finally:
                     os.close(sub)
                 os.rmdir(name, dir_fd=top)
