@@ -68,7 +68,7 @@ print("predict: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "predict", "points": 1}
-rng = np.random.default_rng(1201)
+rng = hidden_rng(1201)  # keyed by the instructor's secret when grading
 INPUTS = {
     "X": rng.normal(size=(40, 3)),
     "w": rng.normal(size=3),
@@ -203,7 +203,7 @@ print("perceptron_train: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "perceptron_train", "points": 2}
-rng = np.random.default_rng(1203)
+rng = hidden_rng(1203)  # keyed by the instructor's secret when grading
 _w_true, _b_true = np.array([1.0, -2.0, 0.5]), 1.0
 _X = rng.uniform(-2.0, 2.0, size=(200, 3))
 # separable with a small margin, so that the rule needs several epochs (5 here)
@@ -249,7 +249,7 @@ def rule_by_hand(X, t, lr, epochs):
 
 # computed once when the exercise is loaded: the run every correct answer must reproduce
 _W_SEP, _B_SEP, _UPDATES_SEP = rule_by_hand(INPUTS["X_sep"], INPUTS["t_sep"], 0.5, 500)
-assert _UPDATES_SEP[-1] == 0 and len(_UPDATES_SEP) >= 3  # it converges, after a few epochs
+assert _UPDATES_SEP[-1] == 0  # it converges (after 5 epochs on the public default inputs)
 
 
 def separates(got, X, t):

@@ -27,11 +27,12 @@ def _positive_int(text: str) -> int:
 def cmd_grade(args: argparse.Namespace) -> int:
     """Grade submissions; print one line per submission and where the gradebook is."""
     from dlbook.grading.batch import UntrustedIsolation, collect_submissions, grade_batch
-    from dlbook.grading.exercise import ExerciseError, load_exercise
+    from dlbook.grading.exercise import ExerciseError, load_exercise, read_secret
     from dlbook.grading.sandbox import Limits, detect_isolation, isolation_problem
 
     try:
-        exercise = load_exercise(args.exercise)
+        secret = read_secret(secret=args.secret, secret_file=args.secret_file)
+        exercise = load_exercise(args.exercise, secret=secret)
         paths = collect_submissions(args.submissions)
     except (ExerciseError, FileNotFoundError) as exc:
         print(f"dlbook grade: {exc}", file=sys.stderr)
@@ -54,6 +55,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"grading {len(paths)} submission(s) of {exercise.id} ({exercise.max_score:g} points), "
               f"{args.jobs} at a time, isolation: {isolation}", file=sys.stderr)
+        if not exercise.keyed:
+            print("hidden inputs: the public defaults (no key: fine for practice; for marks, give "
+                  "--secret-file or $DLBOOK_GRADING_SECRET)", file=sys.stderr)
 
     def progress(row, done, total):
         if not args.quiet:
@@ -115,6 +119,12 @@ def add_grading_commands(sub: argparse._SubParsersAction) -> None:
                             "(refused without --trusted)")
     grade.add_argument("--trusted", action="store_true",
                        help="allow a plain process (no namespace sandbox): for code you trust only")
+    grade.add_argument("--secret-file", metavar="PATH",
+                       help="file (outside the book) whose first line is the key the hidden inputs "
+                            "are derived from")
+    grade.add_argument("--secret", metavar="KEY",
+                       help="the key itself (visible to other users in the process list: prefer "
+                            "--secret-file or $DLBOOK_GRADING_SECRET)")
     grade.add_argument("--quiet", action="store_true", help="no progress lines")
     grade.set_defaults(func=cmd_grade)
     exercises = sub.add_parser("exercises", help="list the exercises and their points")
