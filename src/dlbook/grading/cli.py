@@ -82,6 +82,17 @@ def cmd_exercises(args: argparse.Namespace) -> int:
     if not exercises:
         print("no exercises found (run from a checkout of the book, or pass exercise folders)", file=sys.stderr)
         return 1
+    if args.release is not None:
+        from dlbook.grading.release import release
+
+        try:
+            written = release(exercises, args.release)
+        except (FileExistsError, ValueError) as exc:
+            print(f"dlbook exercises: {exc}", file=sys.stderr)
+            return 2
+        for path in written:
+            print(path)
+        return 0
     stale = []
     for ex in exercises:
         questions = ", ".join(f"{q.name} {q.points:g}" for q in ex.questions)
@@ -131,4 +142,7 @@ def add_grading_commands(sub: argparse._SubParsersAction) -> None:
     exercises.add_argument("ids", nargs="*", help="exercise ids or folders (default: all)")
     exercises.add_argument("--write", action="store_true", help="regenerate the student and solution notebooks")
     exercises.add_argument("--check", action="store_true", help="fail if a committed notebook is out of date")
+    exercises.add_argument("--release", metavar="DIR",
+                           help="write what students get (student notebooks and a README) into the "
+                                "new or empty folder DIR, and nothing else")
     exercises.set_defaults(func=cmd_exercises)
