@@ -18,6 +18,7 @@ from dlbook.grading.exercise import (Exercise, ExerciseError, Question, hidden_s
                                      load_exercise, read_secret, write_notebooks)
 from dlbook.grading.sandbox import Limits, detect_isolation, isolation_problem
 
-__all__ = ["Exercise", "ExerciseError", "Question", "hidden_seed", "read_secret", "load_exercise", "list_exercises", "write_notebooks",
-           "Limits", "detect_isolation", "isolation_problem", "grade_batch", "UntrustedIsolation", "collect_submissions", "GradeRow", "STATUSES",
+__all__ = ["Exercise", "ExerciseError", "Question", "hidden_seed", "read_secret", "load_exercise",
+           "list_exercises", "write_notebooks", "Limits", "detect_isolation", "isolation_problem",
+           "grade_batch", "UntrustedIsolation", "collect_submissions", "GradeRow", "STATUSES",
            "GRADEBOOK_COLUMNS"]

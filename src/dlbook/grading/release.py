@@ -63,7 +63,8 @@ def release(exercises: list[Exercise], folder: str | Path) -> list[Path]:
         raise FileExistsError(f"release: {folder} exists and is not an empty folder")
     for exercise in exercises:
         if folder.resolve() == exercise.directory or exercise.directory in folder.resolve().parents:
-            raise ValueError(f"release: {folder} is inside the exercise sources ({exercise.directory})")
+            raise ValueError(f"release: {folder} is inside the exercise sources "
+                             f"({exercise.directory})")
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     rows = ["| exercise | chapter | notebook | points |", "|---|---|---|---|"]
@@ -72,11 +73,13 @@ def release(exercises: list[Exercise], folder: str | Path) -> list[Path]:
         target.parent.mkdir()
         target.write_text(exercise.notebook(solution=False), encoding="utf-8")
         written.append(target)
-        rows.append(f"| {exercise.title} | {exercise.chapter} | `{exercise.id}/{exercise.id}.ipynb` | "
-                    f"{exercise.max_score:g} |")
+        notebook = f"`{exercise.id}/{exercise.id}.ipynb`"
+        points = f"{exercise.max_score:g}"
+        rows.append(f"| {exercise.title} | {exercise.chapter} | {notebook} | {points} |")
     example = exercises[0].id if exercises else "ch1-perceptron"
     readme = folder / "README.md"
-    readme.write_text(RELEASE_README.format(table="\n".join(rows), example=example), encoding="utf-8")
+    text = RELEASE_README.format(table="\n".join(rows), example=example)
+    readme.write_text(text, encoding="utf-8")
     written.append(readme)
     for path in written:
         os.chmod(path, 0o644)
