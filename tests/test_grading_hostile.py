@@ -20,7 +20,7 @@ import pytest
 
 from dlbook.cli import main
 from dlbook.grading import Limits, UntrustedIsolation, grade_batch, load_exercise
-from dlbook.grading.batch import read_submission
+from dlbook.grading.batch import read_submission, submission_names
 from dlbook.grading.sandbox import (_allowlist, _load_npz, _python_path, isolation_problem,
                                     remove_tree)
 
@@ -343,6 +343,19 @@ def test_symlinked_and_special_submissions_are_refused(tmp_path):
     # named directly on the command line, a link is refused too
     with pytest.raises(Exception, match="symbolic link"):
         read_submission(subs / "linked_solution.ipynb")
+
+
+def test_names_are_unique_ignoring_case_and_say_which_file():
+    """Problem 5 in detail: the plain name goes to the file whose stem it is."""
+    paths = [Path("s/bob!.ipynb"), Path("s/bob-2.ipynb"), Path("s/bob.ipynb")]
+    assert submission_names(paths) == ["bob-3", "bob-2", "bob"]
+    paths = [Path("a/x/alice.ipynb"), Path("b/x/alice.ipynb"), Path("c/alice.ipynb"),
+             Path("c/Alice.ipynb")]
+    names = submission_names(paths)
+    assert names == ["a__x__alice", "b__x__alice", "c__alice", "c__Alice-2"]
+    assert len({n.lower() for n in names}) == len(names)
+    # the negative case: names taken from the stems alone collide
+    assert len({p.stem.lower() for p in paths}) < len(paths)
 
 
 def test_error_messages_never_quote_the_file(tmp_path):

@@ -118,31 +118,43 @@ def _slug(text: str) -> str:
 def submission_names(paths: list[Path]) -> list[str]:
     """Unique row names: the file stem, with parent folder names prefixed while two collide.
 
-    Names are made of letters, digits, ``.``, ``_`` and ``-`` (they name the JSON files), and
-    are unique even ignoring case (``Bob`` and ``bob`` would share a file on some systems): a
-    name still taken gets the first free ``-2``, ``-3``, ... suffix. Deterministic in ``paths``.
+    Names are made of letters, digits, ``.``, ``_`` and ``-`` (they name the JSON files) and are
+    unique even ignoring case (``Bob`` and ``bob`` would share a file on some systems). Folder
+    names are prefixed only where they tell colliding files apart (``a__alice``, ``b__alice``);
+    files that still collide keep the name for the one whose stem it is exactly, and the others
+    get the first free ``-2``, ``-3``, ... Deterministic in ``paths``.
     """
     names = [_slug(p.stem) for p in paths]
-    depth = 0
-    while len({n.lower() for n in names}) < len(names) and depth < 8:
-        depth += 1
-        counts: dict[str, int] = {}
-        for n in names:
-            counts[n.lower()] = counts.get(n.lower(), 0) + 1
-        names = [(_slug("__".join(p.parts[-depth - 1:-1]) + "__" + p.stem) if counts[n.lower()] > 1
-                  else n) for p, n in zip(paths, names)]
-    taken = {n.lower() for n in names if names.count(n) == 1}
-    unique, used = [], set()
-    for n in names:
-        if n.lower() not in used and (n.lower() not in taken or names.count(n) == 1):
-            chosen = n
-        else:
-            k = 2
-            while f"{n}-{k}".lower() in used or f"{n}-{k}".lower() in taken:
-                k += 1
-            chosen = f"{n}-{k}"
-        used.add(chosen.lower())
-        unique.append(chosen)
+    for depth in range(1, 9):
+        groups: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            groups.setdefault(name.lower(), []).append(i)
+        changed = False
+        for members in groups.values():
+            parents = {paths[i].parts[-depth - 1:-1] for i in members}
+            if len(members) < 2 or len(parents) < 2:
+                continue  # unique, or all in one folder: a prefix would not tell them apart
+            for i in members:
+                prefix = _slug("__".join(paths[i].parts[-depth - 1:-1]))
+                names[i] = f"{prefix}__{_slug(paths[i].stem)}"
+            changed = True
+        if not changed:
+            break
+    taken: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        taken.setdefault(name.lower(), []).append(i)
+    owners = {min(members, key=lambda i: (paths[i].stem != names[i], i))
+              for members in taken.values()}
+    unique = list(names)
+    used = {names[i].lower() for i in owners}
+    for i, name in enumerate(names):
+        if i in owners:
+            continue
+        k = 2
+        while f"{name}-{k}".lower() in used or f"{name}-{k}".lower() in taken:
+            k += 1
+        unique[i] = f"{name}-{k}"
+        used.add(unique[i].lower())
     return unique
 
 
