@@ -63,11 +63,11 @@ class InvalidNotebook(ValueError):
 
 
 class UntrustedIsolation(RuntimeError):
-    """Grading would run submissions without the namespace sandbox and nobody said they are trusted."""
+    """Submissions would run without the namespace sandbox, and nobody said they are trusted."""
 
 
 def _walk_notebooks(folder: Path) -> list[Path]:
-    """``*.ipynb`` entries under ``folder``: no recursion, no links followed, hidden names skipped."""
+    """``*.ipynb`` entries under ``folder``: no recursion, no link followed, hidden names skipped."""
     found, pending = [], [(folder, 0)]
     while pending:
         current, depth = pending.pop()
@@ -171,7 +171,8 @@ def _read_regular_file(path: Path, limit: int) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise InvalidNotebook("the submission is not a regular file")
         if info.st_size > limit:
-            raise InvalidNotebook(f"the file is {info.st_size} bytes; notebooks above {limit} are not graded")
+            raise InvalidNotebook(f"the file is {info.st_size} bytes; notebooks above {limit} "
+                                  "are not graded")
         chunks, size = [], 0
         while size <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - size))
@@ -273,7 +274,8 @@ def _status(result: SandboxResult, positions: list[int]) -> tuple[str, list[str]
     notes = []
     mine = [e for e in result.events if e.get("source") == "submission"]
     kinds = [e.get("event") for e in mine]
-    memory = any(e.get("memory") is True for e in mine if e.get("event") in ("cell_error", "probe_error"))
+    memory = any(e.get("memory") is True for e in mine
+                 if e.get("event") in ("cell_error", "probe_error"))
     for event in mine:
         if event.get("event") == "exit":
             where = _cell_position(event, positions)
@@ -377,7 +379,8 @@ def _grade_one(exercise: Exercise, path: Path, name: str, file: str, parsed, lim
         cells, positions, metadata = parsed
         tagged = metadata.get("dlbook", {}).get("exercise") if isinstance(metadata.get("dlbook"), dict) else None
         if tagged is not None and tagged != exercise.id:
-            made_for = repr(tagged) if isinstance(tagged, str) and _EXERCISE_ID.match(tagged) else "another exercise"
+            made_for = (repr(tagged) if isinstance(tagged, str) and _EXERCISE_ID.match(tagged)
+                        else "another exercise")
             notes.append(f"this notebook was made for {made_for}, graded as {exercise.id!r}")
         result = run_in_sandbox(cells=cells, probes=exercise.probe_specs(), inputs_npz=exercise.inputs_npz(),
                                 limits=limits, isolation=isolation, scratch=scratch)
@@ -397,7 +400,8 @@ def _grade_one(exercise: Exercise, path: Path, name: str, file: str, parsed, lim
 
 def _display_paths(submissions: list[str | Path], paths: list[Path]) -> list[str]:
     """Each file's path relative to the folder argument it was found under (else its name)."""
-    folders = [os.path.abspath(s) for s in submissions if Path(s).is_dir() and not Path(s).is_symlink()]
+    folders = [os.path.abspath(s) for s in submissions
+               if Path(s).is_dir() and not Path(s).is_symlink()]
     shown = []
     for path in paths:
         absolute = os.path.abspath(path)
@@ -503,7 +507,7 @@ def grade_batch(exercise: Exercise, submissions: Iterable[str | Path], out_dir: 
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(GRADEBOOK_COLUMNS)
     for row in rows:
-        writer.writerow([row.submission, row.file, _number(row.score), _number(row.max_score), row.status,
-                         f"{row.seconds:.2f}"])
+        writer.writerow([row.submission, row.file, _number(row.score), _number(row.max_score),
+                         row.status, f"{row.seconds:.2f}"])
     atomic_write(out_dir / "gradebook.csv", buffer.getvalue().encode("utf-8"))
     return rows
