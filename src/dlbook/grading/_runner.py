@@ -34,7 +34,6 @@ import linecache
 import os
 import platform
 import random
-import resource
 import select
 import struct
 import sys
@@ -351,6 +350,8 @@ def drop_privileges(uid):
 
 def set_limits(config):
     """Lower this process's resource limits (children inherit them)."""
+    import resource  # POSIX only: imported here so that the grader can import this module anywhere
+
     def lower(which, value):
         if value is None:
             return

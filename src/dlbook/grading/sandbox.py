@@ -597,12 +597,15 @@ def _open_subdir(top: int, name: str) -> int:
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
     try:
         fd = os.open(name, flags, dir_fd=top)
-    except PermissionError:  # not ours to read: fix the mode through an O_PATH descriptor
-        path_fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
-        try:
-            os.chmod(f"/proc/self/fd/{path_fd}", 0o700)
-        finally:
-            os.close(path_fd)
+    except PermissionError:  # not ours to read: fix the mode without following a link
+        if hasattr(os, "O_PATH"):  # Linux: through an O_PATH descriptor of the folder itself
+            path_fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
+            try:
+                os.chmod(f"/proc/self/fd/{path_fd}", 0o700)
+            finally:
+                os.close(path_fd)
+        else:  # BSD, macOS: lchmod
+            os.chmod(name, 0o700, dir_fd=top, follow_symlinks=False)
         fd = os.open(name, flags, dir_fd=top)
     _open_dir_fd_chmod(fd)
     return fd
