@@ -97,3 +97,58 @@ def test_cli_grades_with_a_key_file_and_refuses_one_inside_the_book(tmp_path, ca
     assert main(["grade", "ch3-max-pool", str(subs), "--out", str(tmp_path / "x"), "--secret-file",
                  str(ROOT / "README.md"), "--quiet"]) == 2
     assert "inside the book's checkout" in capsys.readouterr().err
+
+
+def test_with_a_key_each_notebook_gets_its_own_inputs():
+    exercise = load_exercise(ROOT / "ch1-softmax-cross-entropy", secret=KEY)
+    cells = ["import numpy as np", "def softmax(x, axis=-1):\n    return x"]
+    same = exercise.for_submission(list(cells)).inputs_npz()
+    assert exercise.for_submission(cells).inputs_npz() == same  # deterministic per notebook
+    assert exercise.for_submission(cells + ["# one comment more"]).inputs_npz() != same
+    assert exercise.for_submission(cells).inputs_npz() != exercise.inputs_npz()
+    public = load_exercise(ROOT / "ch1-softmax-cross-entropy")
+    assert public.for_submission(cells) is public  # no key: the public defaults for everyone
+
+
+HARD_CODED = '''
+import numpy as np
+ANSWERS = {KEYS}
+def softmax(x, axis=-1):
+    """No softmax at all: the answers to the inputs an earlier run printed."""
+    return np.array(ANSWERS[(x.shape, axis)])
+'''
+
+
+def test_answers_hard_coded_from_printed_inputs_fail(tmp_path, monkeypatch):
+    """A student prints the hidden inputs, computes the answers elsewhere, hard-codes them."""
+    import torch
+
+    from dlbook.grading.exercise import Exercise
+
+    folder = ROOT / "ch1-softmax-cross-entropy"
+    exercise = load_exercise(folder, secret=KEY)
+    student = json.loads((folder / f"{folder.name}.ipynb").read_text(encoding="utf-8"))
+    printer_cells = ["".join(c["source"]) for c in student["cells"] if c["cell_type"] == "code"]
+    seen = exercise.for_submission(printer_cells).question("softmax").inputs  # what it printed
+    answers = {}
+    for name, axes in (("wide", (-1,)), ("cube", (0, 1))):
+        for axis in axes:
+            got = torch.softmax(torch.from_numpy(seen[name]), dim=axis).numpy()
+            answers[(seen[name].shape, axis)] = got.tolist()
+    cheat = json.loads(json.dumps(student))
+    cheat["cells"].append({"cell_type": "code", "execution_count": None, "id": "cheat",
+                           "metadata": {}, "outputs": [],
+                           "source": HARD_CODED.replace("{KEYS}", repr(answers))})
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "cheat.ipynb").write_text(json.dumps(cheat), encoding="utf-8")
+
+    def softmax_score(out):
+        rows = grade_batch(exercise, [subs], out, limits=Limits(timeout=30))
+        return {q["name"]: q["score"] for q in rows[0].report["questions"]}["softmax"]
+
+    assert softmax_score(tmp_path / "out") == 0  # its own inputs are not the ones it printed
+    # the negative case: with one set of inputs for every notebook the cheat takes the points
+    fixed = exercise.for_submission(printer_cells)
+    monkeypatch.setattr(Exercise, "for_submission", lambda self, cells: fixed)
+    assert softmax_score(tmp_path / "fixed") == 2

@@ -382,8 +382,10 @@ def _grade_one(exercise: Exercise, path: Path, name: str, file: str, parsed, lim
             made_for = (repr(tagged) if isinstance(tagged, str) and _EXERCISE_ID.match(tagged)
                         else "another exercise")
             notes.append(f"this notebook was made for {made_for}, graded as {exercise.id!r}")
-        result = run_in_sandbox(cells=cells, probes=exercise.probe_specs(), inputs_npz=exercise.inputs_npz(),
-                                limits=limits, isolation=isolation, scratch=scratch)
+        exercise = exercise.for_submission(cells)  # with a key: this notebook's own inputs
+        result = run_in_sandbox(cells=cells, probes=exercise.probe_specs(),
+                                inputs_npz=exercise.inputs_npz(), limits=limits,
+                                isolation=isolation, scratch=scratch)
         status, run_notes = _status(result, positions)
         errors, cell_notes = _cell_notes(result, positions)
         notes += cell_notes + run_notes
@@ -415,7 +417,8 @@ def _failed_row(exercise: Exercise, name: str, file: str, exc: BaseException) ->
     report = {"submission": name, "file": file, "exercise": exercise.id, "status": "error",
               "score": 0, "max_score": _number(exercise.max_score), "questions": [],
               "notes": [f"the grader failed on this submission ({type(exc).__name__}); "
-                        "your instructor has the details"], "output": ""}
+                        "your instructor has the details (the grader's error output)"],
+              "output": ""}
     report["feedback"] = _render(report)
     return GradeRow(name, 0.0, exercise.max_score, "error", 0.0, file, report)
 
@@ -482,6 +485,8 @@ def grade_batch(exercise: Exercise, submissions: Iterable[str | Path], out_dir: 
         try:
             row = _grade_one(exercise, path, name, file, parsed[index], limits, isolation, scratch)
         except Exception as exc:  # a grader failure must still leave a row
+            print(f"dlbook grade: the grader failed on {file}: {type(exc).__name__}: "
+                  f"{str(exc)[:500]}", file=sys.stderr)
             row = _failed_row(exercise, name, file, exc)
         with lock:
             rows.append(row)

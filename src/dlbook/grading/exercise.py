@@ -34,6 +34,7 @@ import copy
 import hashlib
 import hmac
 import io
+import json
 import os
 import pprint
 import re
@@ -100,6 +101,7 @@ class Exercise:
     questions: list[Question]
     cells: list[tuple[str, str]] = field(repr=False)  # (cell_type, source) of non-grader cells
     keyed: bool = False  # hidden inputs derived from an instructor's key (not the public default)
+    _secret: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def max_score(self) -> float:
@@ -141,6 +143,21 @@ class Exercise:
         """The probes, in question order, as the sandbox runner reads them."""
         return [{"question": q.name, "probe": name, "source": source}
                 for q in self.questions for name, source in q.probes.items()]
+
+    def for_submission(self, cells: list[str]) -> "Exercise":
+        """The exercise with the hidden inputs of one submission (``self`` without a key).
+
+        With a key, the inputs also depend on the submission's code cells: the exercise is
+        loaded again with the key HMAC-SHA256(key, "submission/" + SHA-256 of the cells). The
+        same notebook gets the same inputs; a notebook that hard-codes answers to inputs it saw
+        (printed) in an earlier run is another notebook, with other inputs.
+        """
+        if self._secret is None:
+            return self
+        digest = hashlib.sha256(json.dumps(list(cells)).encode("utf-8")).hexdigest()
+        salted = hmac.new(self._secret, f"submission/{digest}".encode("ascii"),
+                          hashlib.sha256).hexdigest()
+        return load_exercise(self.directory, secret=salted)
 
     def question(self, name: str) -> Question:
         for q in self.questions:
@@ -263,16 +280,22 @@ def hidden_seed(secret: str | bytes | None, exercise_id: str, label: int | str) 
         if isinstance(label, int) and not isinstance(label, bool) and label >= 0:
             return label
         raise ExerciseError(f"hidden_rng: expected a non-negative integer label, got {label!r}")
-    key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+    key = _key_bytes(secret)
     message = f"dlbook-hidden-inputs/{exercise_id}/{label}".encode("utf-8")
     return int.from_bytes(hmac.new(key, message, hashlib.sha256).digest()[:16], "big")
 
 
+def _key_bytes(secret: str | bytes | None) -> bytes | None:
+    if secret is None or secret == "" or secret == b"":
+        return None
+    return secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+
+
 def read_secret(*, secret: str | None = None, secret_file: str | Path | None = None,
                 environ: dict[str, str] | None = None) -> str | None:
-    """The instructor's key: ``secret``, else the file ``secret_file``, else ``$DLBOOK_GRADING_SECRET``.
+    """The instructor's key: ``secret``, else the file ``secret_file``, else the environment's.
 
-    A key file (its first line, stripped) must not lie inside the book's checkout: a key
+    The environment variable is ``$DLBOOK_GRADING_SECRET``. A key file (its first line, stripped) must not lie inside the book's checkout: a key
     committed next to the exercises would be a key every student has. Returns None when no key
     is given (hidden inputs then take the public default, see :func:`hidden_seed`).
     """
@@ -283,12 +306,13 @@ def read_secret(*, secret: str | None = None, secret_file: str | Path | None = N
         path = Path(secret_file).resolve()
         root = book_root()
         if root is not None and (path == root or root in path.parents):
-            raise ExerciseError(f"secret file: {path} is inside the book's checkout {root}; keep the "
-                                "key outside it")
+            raise ExerciseError(f"secret file: {path} is inside the book's checkout {root}; "
+                                "keep the key outside it")
         try:
             key = path.read_text(encoding="utf-8").splitlines()[0].strip()
         except (OSError, IndexError, UnicodeDecodeError) as exc:
-            raise ExerciseError(f"secret file: {path} could not be read ({type(exc).__name__})") from None
+            raise ExerciseError(f"secret file: {path} could not be read "
+                                f"({type(exc).__name__})") from None
         if not key:
             raise ExerciseError(f"secret file: {path} holds no key on its first line")
         return key
@@ -345,7 +369,7 @@ def load_exercise(name: str | Path, root: Path | None = None, *,
     meta = base["EXERCISE"]
     return Exercise(id=exercise_id, directory=directory, title=str(meta["title"]),
                     chapter=int(meta["chapter"]), questions=questions, cells=cells,
-                    keyed=bool(secret))
+                    keyed=bool(secret), _secret=_key_bytes(secret))
 
 
 def _question(namespace: dict[str, Any], probes: dict[str, str], where: str) -> Question:
@@ -373,7 +397,8 @@ def _question(namespace: dict[str, Any], probes: dict[str, str], where: str) -> 
                     namespace=namespace)
 
 
-def list_exercises(root: Path | None = None, *, secret: str | bytes | None = None) -> list[Exercise]:
+def list_exercises(root: Path | None = None, *,
+                   secret: str | bytes | None = None) -> list[Exercise]:
     """Every exercise under ``root`` (default: the book's ``exercises/``), sorted by chapter then id."""
     root = root if root is not None else exercises_root()
     if root is None:
