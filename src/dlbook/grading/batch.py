@@ -474,7 +474,7 @@ def grade_batch(exercise: Exercise, submissions: Iterable[str | Path], out_dir: 
             parsed.append(exc)
         except Exception as exc:  # never let one file stop the batch
             parsed.append(InvalidNotebook(f"the file could not be read ({type(exc).__name__})"))
-    scratch = Path(tempfile.mkdtemp(prefix="dlbook-grade-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"dlbook-grade-{os.getpid()}-"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the checks are tiny; keep the cores for the sandboxes
     rows: list[GradeRow] = []
