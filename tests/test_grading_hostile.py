@@ -21,7 +21,8 @@ import pytest
 from dlbook.cli import main
 from dlbook.grading import Limits, UntrustedIsolation, grade_batch, load_exercise
 from dlbook.grading.batch import read_submission, submission_names
-from dlbook.grading.sandbox import _allowlist, _load_npz, _python_path, detect_isolation, remove_tree
+from dlbook.grading.sandbox import (_allowlist, _load_npz, _python_path, detect_isolation,
+                                    remove_tree)
 
 ROOT = Path(__file__).resolve().parents[1] / "exercises"
 REPO = ROOT.parent
@@ -540,3 +541,21 @@ def test_perceptron_training_needs_the_rule_itself(tmp_path):
     assert rows["solution"].score == 5  # the check passes the rule itself
     scores = {q["name"]: q["score"] for q in rows["least_squares"].report["questions"]}
     assert scores == {"predict": 1, "perceptron_step": 2, "perceptron_train": 0}, scores
+
+
+def test_frames_are_bounded_before_they_are_kept():
+    """Problems 6 and 7 at the protocol level: sizes and counts are checked from the lengths."""
+    from dlbook.grading._runner import MAX_BODY, FrameReader, frame
+
+    reader = FrameReader(max_frames=2, max_bytes=1 << 30)
+    ok = frame({"event": "probe_done"}, b"x" * MAX_BODY)  # the bound itself is allowed
+    assert len(reader.feed(ok[:100]) + reader.feed(ok[100:])) == 1 and not reader.broken
+    too_big = frame({"event": "probe_done"}, b"x" * (MAX_BODY + 1))
+    assert reader.feed(too_big[:16]) == [] and reader.broken  # refused from its 8-byte prefix
+    counted = FrameReader(max_frames=2, max_bytes=1 << 30)
+    assert len(counted.feed(frame({"a": 1}) * 3)) == 2 and counted.broken  # one too many
+    garbage = FrameReader(max_frames=10, max_bytes=1 << 30)
+    # a header that is not a JSON object
+    assert garbage.feed(b"\x00\x00\x00\x03\x00\x00\x00\x00[1]") == [] and garbage.broken
+    capped = FrameReader(max_frames=10, max_bytes=100)
+    assert capped.feed(frame({"a": "y" * 200})) == [] and capped.broken

@@ -43,7 +43,7 @@ import traceback
 MAX_MESSAGE = 2000          # characters of an exception message kept in an event
 MAX_TRACEBACK = 6000        # characters of a formatted traceback kept in an event
 MAX_HEADER = 64 * 1024      # bytes of one frame's JSON header
-MAX_BODY = 64 * 1024 * 1024  # bytes of one frame's body (one probe's npz)
+MAX_BODY = 16 * 1024 * 1024  # bytes of one frame's body (one probe's npz)
 MAX_RELAYED = 256 * 1024 * 1024  # bytes the supervisor accepts from the executor in total
 HOME = "/home/student"      # the submission's folder inside the namespace sandbox
 STUDENT_UID = 65534         # nobody: the executor's uid when the grader runs as root
@@ -501,7 +501,7 @@ def executor(config, payload, write_fd):
     np.random.seed(0)
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     run_cells(cells, namespace, report)
-    run_probes(probes, namespace, inputs, report, np, int(config.get("max_elements", 1 << 22)))
+    run_probes(probes, namespace, inputs, report, np, int(config.get("max_elements", 1 << 20)))
     imported = sorted({name.split(".")[0] for name in set(sys.modules) - baseline})
     report(event="finished", imports=imported)
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):

@@ -63,9 +63,9 @@ __all__ = ["Limits", "SandboxResult", "HIDDEN_PACKAGES", "detect_isolation", "is
            "run_in_sandbox", "remove_tree"]
 
 RUNNER = Path(__file__).with_name("_runner.py")
-MAX_NPZ_BYTES = 64 * 1024 * 1024
+MAX_NPZ_BYTES = 16 * 1024 * 1024  # one probe's arrays
 MAX_NPZ_MEMBERS = 64
-MAX_CHANNEL_BYTES = 256 * 1024 * 1024
+MAX_CHANNEL_BYTES = 64 * 1024 * 1024  # all the results of one submission, as the grader reads them
 MAX_REMOVE_STEPS = 2_000_000
 # site-packages entries the submission never sees (besides anything named *dlbook*): the book's
 # own package, the grader's test runner, and torch (the exercises are numpy only; torch would
@@ -87,7 +87,7 @@ class Limits:
     disk_mb: int = 256
     processes: int = 128
     open_files: int = 256
-    max_elements: int = 1 << 22
+    max_elements: int = 1 << 20
 
 
 @dataclass
