@@ -66,13 +66,14 @@ def main() -> int:
         warm = Path(tmp) / "warm"
         warm.mkdir()
         (warm / "w.ipynb").write_bytes(exercise.solution_path.read_bytes())
-        grade_batch(exercise, [warm], Path(tmp) / "warm-out", limits=limits)
+        grade_batch(exercise, [warm], Path(tmp) / "warm-out", limits=limits, trusted=True)
         results = {}
         for jobs in (1, 2):
             walls, per_row = [], []
             for r in range(args.repeat):
                 start = time.perf_counter()
-                rows = grade_batch(exercise, [subs], Path(tmp) / f"out-{jobs}-{r}", limits=limits, jobs=jobs)
+                rows = grade_batch(exercise, [subs], Path(tmp) / f"out-{jobs}-{r}", limits=limits,
+                                   jobs=jobs, trusted=True)  # the book's own notebooks
                 walls.append(time.perf_counter() - start)
                 per_row += [row.seconds for row in rows]
             results[jobs] = (statistics.median(walls), statistics.mean(per_row), rows)

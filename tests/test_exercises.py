@@ -218,7 +218,8 @@ def test_solution_full_marks_student_zero_seeded_bug_loses_exactly_its_question(
     (subs / "untouched.ipynb").write_bytes(ex.student_path.read_bytes())
     for q in ex.questions:
         _seeded(ex, q.name, subs)
-    rows = {r.submission: r for r in grade_batch(ex, [subs], tmp_path / "out", limits=Limits(timeout=30), jobs=2)}
+    rows = {r.submission: r for r in grade_batch(ex, [subs], tmp_path / "out", limits=Limits(timeout=30), jobs=2,
+                                                 trusted=True)}
     assert rows["solution"].status == "graded" and rows["solution"].score == ex.max_score
     solution_report = json.loads((tmp_path / "out" / "solution.json").read_text())
     assert solution_report["notes"] == [], solution_report["notes"]  # no cell raised

@@ -78,7 +78,7 @@ print("softmax: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "softmax", "points": 2}
-rng = np.random.default_rng(1101)
+rng = hidden_rng(1101)  # keyed by the instructor's secret when grading
 INPUTS = {
     "wide": rng.normal(size=(4, 9)) * 300.0,  # logits up to about +-1000: exp overflows unshifted
     "cube": rng.normal(size=(3, 4, 5)) * 3.0,
@@ -141,7 +141,7 @@ print("cross_entropy: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "cross_entropy", "points": 2}
-rng = np.random.default_rng(1102)
+rng = hidden_rng(1102)  # keyed by the instructor's secret when grading
 INPUTS = {
     "logits": rng.normal(size=(7, 5)) * 4.0,
     "targets": rng.integers(0, 5, size=7),
@@ -225,7 +225,7 @@ print("cross_entropy_backward: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "cross_entropy_backward", "points": 2}
-rng = np.random.default_rng(1103)
+rng = hidden_rng(1103)  # keyed by the instructor's secret when grading
 INPUTS = {
     "logits": rng.normal(size=(6, 4)) * 3.0,
     "targets": rng.integers(0, 4, size=6),

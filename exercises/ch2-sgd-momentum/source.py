@@ -96,7 +96,7 @@ print("momentum_step: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "momentum_step", "points": 2}
-rng = np.random.default_rng(2201)
+rng = hidden_rng(2201)  # keyed by the instructor's secret when grading
 INPUTS = {
     "p0": rng.normal(size=(3, 4)), "grads": rng.normal(size=(5, 3, 4)),
     # worked by hand, lr 0.5, momentum 0.5, per coordinate:
@@ -172,7 +172,7 @@ print("sgd_step: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "weight_decay_dampening", "points": 2}
-rng = np.random.default_rng(2202)
+rng = hidden_rng(2202)  # keyed by the instructor's secret when grading
 INPUTS = {
     "p0": rng.normal(size=5), "grads": rng.normal(size=(6, 5)),
     "p0_b": rng.normal(size=(2, 3)), "grads_b": rng.normal(size=(4, 2, 3)),
@@ -202,7 +202,7 @@ CASES = [
 
 # %% tags=["grader"]
 QUESTION = {"name": "nesterov", "points": 1}
-rng = np.random.default_rng(2203)
+rng = hidden_rng(2203)  # keyed by the instructor's secret when grading
 INPUTS = {"p0": rng.normal(size=4), "grads": rng.normal(size=(5, 4))}
 
 

@@ -79,7 +79,7 @@ print("two_layer_forward: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "two_layer_forward", "points": 2}
-rng = np.random.default_rng(2101)
+rng = hidden_rng(2101)  # keyed by the instructor's secret when grading
 INPUTS = {
     "x": rng.normal(size=(5, 7)), "w1": rng.normal(size=(6, 7)), "b1": rng.normal(size=6),
     "w2": rng.normal(size=(3, 6)), "b2": rng.normal(size=3),
@@ -172,7 +172,7 @@ print("two_layer_backward: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "two_layer_backward", "points": 4}
-rng = np.random.default_rng(2102)
+rng = hidden_rng(2102)  # keyed by the instructor's secret when grading
 _x = rng.normal(size=(4, 6))
 _x[0] = 0.0  # row 0 has pre-activations exactly b1: with b1[1] = 0 the ReLU sees z = 0
 _b1 = rng.normal(size=5)

@@ -143,7 +143,7 @@ print("conv2d_forward: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "conv2d_forward", "points": 3}
-rng = np.random.default_rng(3102)
+rng = hidden_rng(3102)  # keyed by the instructor's secret when grading
 INPUTS = {
     "x": rng.normal(size=(2, 3, 7, 6)), "w": rng.normal(size=(4, 3, 3, 2)), "b": rng.normal(size=4),
     "x_s": rng.normal(size=(1, 2, 8, 9)), "w_s": rng.normal(size=(3, 2, 3, 3)), "b_s": rng.normal(size=3),
@@ -244,7 +244,7 @@ print("conv2d_backward: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "conv2d_backward", "points": 3}
-rng = np.random.default_rng(3103)
+rng = hidden_rng(3103)  # keyed by the instructor's secret when grading
 INPUTS = {
     "x": rng.normal(size=(2, 3, 7, 6)), "w": rng.normal(size=(4, 3, 3, 3)), "b": rng.normal(size=4),
     "x_b": rng.normal(size=(3, 2, 5, 6)), "w_b": rng.normal(size=(2, 2, 2, 3)), "b_b": rng.normal(size=2),

@@ -84,7 +84,7 @@ print("max_pool2d_forward: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "max_pool2d_forward", "points": 2}
-rng = np.random.default_rng(3201)
+rng = hidden_rng(3201)  # keyed by the instructor's secret when grading
 INPUTS = {"x": rng.normal(size=(2, 3, 8, 6)), "x_overlap": rng.normal(size=(1, 2, 7, 7))}
 
 
@@ -150,7 +150,7 @@ print("max_pool2d_backward: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "max_pool2d_backward", "points": 3}
-rng = np.random.default_rng(3202)
+rng = hidden_rng(3202)  # keyed by the instructor's secret when grading
 _x_overlap = rng.normal(size=(2, 2, 7, 7))
 _x_overlap[:, :, 2, 2] = 10.0  # the maximum of the four windows that share it
 INPUTS = {

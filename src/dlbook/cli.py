@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 import dlbook
+from dlbook._book import book_root
 
 
 def _version(dist: str) -> str:
@@ -16,15 +17,6 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-def book_root() -> Path | None:
-    """The repository that holds the book (``_toc.yml``), if dlbook runs from a checkout."""
-    here = Path(dlbook.__file__).resolve()
-    for parent in here.parents:
-        if (parent / "_toc.yml").is_file():
-            return parent
-    return None
 
 
 def cmd_info(_args: argparse.Namespace) -> int:

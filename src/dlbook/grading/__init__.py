@@ -12,10 +12,13 @@
 The design and the threat model are in ``exercises/README.md``.
 """
 
-from dlbook.grading.batch import GRADEBOOK_COLUMNS, STATUSES, GradeRow, collect_submissions, grade_batch
-from dlbook.grading.exercise import Exercise, ExerciseError, Question, list_exercises, load_exercise, write_notebooks
-from dlbook.grading.sandbox import Limits, detect_isolation
+from dlbook.grading.batch import (GRADEBOOK_COLUMNS, STATUSES, GradeRow, UntrustedIsolation,
+                                  collect_submissions, grade_batch)
+from dlbook.grading.exercise import (Exercise, ExerciseError, Question, hidden_seed, list_exercises,
+                                     load_exercise, read_secret, write_notebooks)
+from dlbook.grading.sandbox import Limits, detect_isolation, isolation_problem
 
-__all__ = ["Exercise", "ExerciseError", "Question", "load_exercise", "list_exercises", "write_notebooks",
-           "Limits", "detect_isolation", "grade_batch", "collect_submissions", "GradeRow", "STATUSES",
+__all__ = ["Exercise", "ExerciseError", "Question", "hidden_seed", "read_secret", "load_exercise",
+           "list_exercises", "write_notebooks", "Limits", "detect_isolation", "isolation_problem",
+           "grade_batch", "UntrustedIsolation", "collect_submissions", "GradeRow", "STATUSES",
            "GRADEBOOK_COLUMNS"]

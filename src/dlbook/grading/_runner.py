@@ -1,54 +1,183 @@
 """The program that runs ONE student submission inside the grading sandbox.
 
-It is started by :mod:`dlbook.grading.sandbox` as a plain script (``python -s -B _runner.py W``),
-never imported by the grader, and it imports nothing from dlbook: everything it needs is in this
-file, the standard library and numpy. It trusts nothing that happens after the first student
-line runs, and the grader trusts nothing it writes (see ``exercises/README.md``, threat model).
+It is started by :mod:`dlbook.grading.sandbox` as a plain script (``python -I -S -B _runner.py``)
+and imports nothing from dlbook: everything it needs is in this file, the standard library and
+numpy. The grader imports it only for the frame format (:class:`FrameReader`, :func:`frame`).
 
-Work directory ``W`` (prepared by the grader before this process starts):
+Input (prepared by the grader, never a file the submission can reach):
 
-    sandbox.json   limits and, in namespace mode, what to hide and make read-only
-    cells.json     the submission's code cells (list of source strings)
-    probes.json    [{"question", "probe", "source"}]: small functions from the exercise's grader
-                   cells that call the student's functions on hidden inputs
-    inputs.npz     the hidden inputs, keys "<question>/<name>", loaded with allow_pickle=False
-    work/          the student's working directory (cwd, HOME, TMPDIR)
+    stdin   one JSON document: ``config`` (limits, isolation, what to mount), ``cells`` (the
+            notebook's code cells), ``probes`` ([{"question", "probe", "source"}]) and
+            ``inputs`` (the hidden inputs as base64 npz); read whole, then replaced by /dev/null
+    fd N    the results channel to the grader (the write end of a pipe, in no folder;
+            ``config["channel_fd"]``)
 
-Written here, read back by the grader as data only:
+Two processes. The **supervisor** (this script's first process; root in namespace mode) reads
+the input, builds the sandbox (namespace mode: a fresh root from an allowlist, see
+:func:`build_root`), then forks the **executor**, which closes that descriptor, drops to an
+unprivileged uid, lowers its limits and runs the cells and the probes. The executor sends what
+it has to say (cell errors, probe values, "finished") to the supervisor through a pipe of its
+own; the supervisor keeps only frames that fit the protocol (a known cell or probe, once each,
+bounded sizes) and relays them on the channel, marked ``"source": "submission"``, followed by
+its own record of how the executor ended (``child_exit``). The submission's code can write to
+its own pipe, so what it relays are claims about itself (its own answers and notes), bounded;
+it cannot write the channel.
 
-    events.jsonl   one JSON object per line: cell errors, probe errors, sys.exit, "finished"
-    out/<question>__<probe>.npz   the probe's return value(s) as plain numeric arrays
-
-Order of work: confine (namespace mode: mounts, capabilities) -> resource limits -> execute the
-cells top to bottom in one namespace (an exception in a cell is reported and the next cell runs,
-as in otter's grading; ``sys.exit`` stops the cells) -> run every probe, each guarded on its own
--> "finished" -> ``os._exit``.
+Frame: 8 bytes (header length, body length; unsigned big-endian 32-bit), a JSON object, the body.
 """
 
+import base64
 import ctypes
+import io
 import json
 import linecache
 import os
+import platform
 import random
-import resource
+import select
+import struct
 import sys
+import time
 import traceback
-
-# The runner's own directory must not shadow anything the student imports.
-if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
-    del sys.path[0]
 
 MAX_MESSAGE = 2000          # characters of an exception message kept in an event
 MAX_TRACEBACK = 6000        # characters of a formatted traceback kept in an event
+MAX_HEADER = 64 * 1024      # bytes of one frame's JSON header
+MAX_BODY = 16 * 1024 * 1024  # bytes of one frame's body (one probe's npz)
+MAX_RELAYED = 256 * 1024 * 1024  # bytes the supervisor accepts from the executor in total
+HOME = "/home/student"      # the submission's folder inside the namespace sandbox
+STUDENT_UID = 65534         # nobody: the executor's uid when the grader runs as root
+RELAYED_KINDS = ("cell_error", "exit", "probe_done", "probe_error", "finished")
 
 # ---------------------------------------------------------------------------------------------
-# Confinement (namespace mode only). We are root inside fresh user/pid/net/mount namespaces
-# (or real root inside pid/net/mount namespaces); nothing of the student's has run yet.
+# Frames
+# ---------------------------------------------------------------------------------------------
+
+
+def frame(header, body=b""):
+    """One frame: lengths, the JSON header, the body bytes."""
+    head = json.dumps(header, sort_keys=True).encode("utf-8")
+    return struct.pack(">II", len(head), len(body)) + head + body
+
+
+class FrameReader:
+    """Splits a byte stream into (header dict, body bytes) frames, within fixed bounds.
+
+    A frame over the size bounds, a header that is not a JSON object, more than ``max_frames``
+    frames or more than ``max_bytes`` bytes in all mark the stream ``broken``: the rest is
+    ignored. With ``keep`` the frames are also collected in ``self.frames``.
+    """
+
+    def __init__(self, max_frames, max_bytes, max_body=MAX_BODY, keep=True):
+        self.max_frames, self.max_bytes, self.max_body = max_frames, max_bytes, max_body
+        self.keep = keep
+        self.buffer = bytearray()
+        self.frames = []
+        self.count = 0
+        self.total = 0
+        self.broken = False
+
+    def feed(self, data):
+        """Add bytes; returns the frames they completed."""
+        if self.broken:
+            return []
+        self.total += len(data)
+        if self.total > self.max_bytes:
+            self.broken = True
+            self.buffer = bytearray()
+            return []
+        self.buffer += data
+        done = []
+        start = 0
+        while len(self.buffer) - start >= 8:
+            size_head, size_body = struct.unpack_from(">II", self.buffer, start)
+            if size_head > MAX_HEADER or size_body > self.max_body:
+                self.broken = True
+                break
+            end = start + 8 + size_head + size_body
+            if len(self.buffer) < end:
+                break
+            raw = bytes(self.buffer[start + 8:start + 8 + size_head])
+            body = bytes(self.buffer[start + 8 + size_head:end])
+            start = end
+            try:
+                header = json.loads(raw.decode("utf-8"))
+            except ValueError:
+                header = None
+            if not isinstance(header, dict) or self.count >= self.max_frames:
+                self.broken = True
+                break
+            self.count += 1
+            done.append((header, body))
+        if self.broken:
+            self.buffer = bytearray()
+        else:
+            del self.buffer[:start]
+        if self.keep:
+            self.frames += done
+        return done
+
+
+def _clip(text, limit):
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"... [{len(text) - limit} characters cut]"
+
+
+def _text(value, limit):
+    return _clip(value, limit) if isinstance(value, str) else ""
+
+
+def sanitise(header, body, *, cells, probes, seen):
+    """The executor's frame as the supervisor relays it, or None when it breaks the protocol.
+
+    Kept: one event per cell (``cell_error`` / ``exit``), one per probe (``probe_done`` with its
+    npz body / ``probe_error``), one ``finished``, the first of each. Fields are copied by name
+    and type, strings clipped. ``seen`` is the set of keys already used.
+    """
+    kind = header.get("event")
+    if kind not in RELAYED_KINDS:
+        return None
+    out = {"event": kind, "source": "submission"}
+    if kind in ("cell_error", "exit"):
+        cell = header.get("cell")
+        if not isinstance(cell, int) or isinstance(cell, bool) or not 0 <= cell < cells:
+            return None
+        key = ("cell", cell)
+        out["cell"] = cell
+    elif kind in ("probe_done", "probe_error"):
+        key = ("probe", header.get("question"), header.get("probe"))
+        if key[1:] not in probes:
+            return None
+        out["question"], out["probe"] = key[1], key[2]
+    else:
+        key = ("finished",)
+        imports = header.get("imports")
+        out["imports"] = sorted({i[:100] for i in imports if isinstance(i, str)})[:200] \
+            if isinstance(imports, list) else []
+    if key in seen:
+        return None
+    seen.add(key)
+    if kind in ("cell_error", "probe_error"):
+        out["type"] = _text(header.get("type"), 100)
+        out["message"] = _text(header.get("message"), MAX_MESSAGE)
+        out["traceback"] = _text(header.get("traceback"), MAX_TRACEBACK)
+        out["memory"] = header.get("memory") is True
+    elif kind == "exit":
+        out["code"] = _text(header.get("code"), 200)
+    return out, (body if kind == "probe_done" else b"")
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the sandbox (namespace mode, in the supervisor, before any student code exists)
 # ---------------------------------------------------------------------------------------------
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
+CLONE_NEWCGROUP = 0x02000000
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 38, 47, 4
-O_PATH = getattr(os, "O_PATH", 0o10000000)
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 DEV_NODES = ("null", "zero", "full", "random", "urandom")
 
 _libc = None
@@ -57,81 +186,126 @@ _libc = None
 def _c():
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)  # the interpreter's own libc: mount, prctl, capset
+        _libc = ctypes.CDLL(None, use_errno=True)  # the interpreter's own libc
     return _libc
+
+
+def _check(result, what):
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def _mount(source, target, fstype, flags, data=None):
     enc = lambda s: None if s is None else s.encode()  # noqa: E731
-    if _c().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+    _check(_c().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+           f"mount {target}")
 
 
-def _is_under(path, parent):
-    return path == parent or path.startswith(parent.rstrip("/") + "/")
+def _bind(source, target, flags=0):
+    """Bind ``source`` at ``target`` read-only (``target`` created as a folder or a file)."""
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, "a").close()
+    _mount(source, target, None, MS_BIND | MS_REC)
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | flags)
 
 
-def _mask(directory, keep, warnings):
-    """Cover ``directory`` with an empty tmpfs, then bind back the ``keep`` paths under it."""
-    if not os.path.isdir(directory) or any(_is_under(directory, path) for path in keep):
-        return  # never hide something the sandbox needs, or a part of it
-    kept = []
-    for path in keep:
-        if _is_under(path, directory) and os.path.exists(path):
-            kept.append((path, os.open(path, O_PATH), os.path.isdir(path)))
-    _mount("tmpfs", directory, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=755")
-    for path, fd, is_dir in sorted(kept):
-        try:
-            if is_dir:
-                os.makedirs(path, exist_ok=True)
-            else:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                open(path, "a").close()
-            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
-        except OSError as exc:
-            warnings.append(str(exc))
-        finally:
-            os.close(fd)
+def hidden_entry(name, hidden):
+    """True for a site-packages entry that belongs to a hidden distribution (``hidden``)."""
+    low = name.lower()
+    base = low.split("-", 1)[0].split(".", 1)[0]
+    return base in hidden or "dlbook" in low
 
 
-def confine(config, workdir):
-    """Hide what the submission must not read, make every mount read-only except ``workdir``,
-    give it a minimal /dev, and drop every capability. Returns a list of warnings."""
+def build_root(config):
+    """A fresh tmpfs root: read-only binds of the allowlist, a private home, /dev, /proc; pivot.
+
+    Everything the submission can see afterwards: ``config["allow"]`` (/usr, the /lib folders,
+    the interpreter), each entry of ``config["site_packages"]`` except those of
+    ``config["hidden_packages"]`` and anything named after dlbook, a few
+    generated /etc files, /dev with five nodes, a /proc of its own pid namespace, and ``HOME``
+    (a tmpfs of ``config["disk_bytes"]``, its only writable place; /tmp points there).
+    """
     warnings = []
+    root = config["root_dir"]
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    keep = sorted(set(config["keep"]) | {workdir})
-    for directory in sorted(config["hide_dirs"], key=lambda p: (p.count("/"), p)):
-        try:
-            _mask(directory, keep, warnings)
-        except OSError as exc:
-            warnings.append(str(exc))
-    null = os.open("/dev/null", O_PATH)
-    for path in config["hide_files"]:
-        try:
-            if os.path.isfile(path):
-                _mount(f"/proc/self/fd/{null}", path, None, MS_BIND)
-        except OSError as exc:
-            warnings.append(str(exc))
-    # the work directory becomes its own mount so it stays writable when the rest turns read-only
-    if os.path.isdir(workdir):
-        _mount(workdir, workdir, None, MS_BIND | MS_REC)
-    # a minimal /dev: no disks, no terminals, no shared memory
-    dev_fds = {name: os.open(f"/dev/{name}", O_PATH) for name in DEV_NODES if os.path.exists(f"/dev/{name}")}
-    _mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755")
-    for name, fd in dev_fds.items():
-        open(f"/dev/{name}", "w").close()
-        _mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
-        os.close(fd)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
+    for name in sorted(os.listdir("/")):  # /bin -> usr/bin etc. as on the host
+        if os.path.islink("/" + name) and (name.startswith("lib") or name in ("bin", "sbin")):
+            os.symlink(os.readlink("/" + name), os.path.join(root, name))
+    hidden = set(config.get("hidden_packages", ()))
+    for path in config["allow"]:
+        if not os.path.exists(path):
+            continue
+        target = root + path
+        if os.path.exists(target) or os.path.islink(target):
+            continue  # inside something already bound, or a host symlink already made
+        _bind(path, target)
+    for site in config.get("site_packages", ()):
+        # a tmpfs of its own, then a read-only bind per allowed entry: a hidden package is not
+        # there at all (an empty folder in its place would import as a namespace package)
+        if not os.path.isdir(site):
+            continue
+        target_site = root + site
+        os.makedirs(target_site, exist_ok=True)
+        _mount("tmpfs", target_site, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+        for name in sorted(os.listdir(site)):
+            if hidden_entry(name, hidden) or os.path.islink(os.path.join(site, name)):
+                continue
+            try:
+                _bind(os.path.join(site, name), os.path.join(target_site, name))
+            except OSError as exc:
+                warnings.append(str(exc))
+        _mount(None, target_site, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    uid = config["student_uid"]
+    etc = os.path.join(root, "etc")
+    os.makedirs(etc, exist_ok=True)
+    with open(os.path.join(etc, "passwd"), "w") as f:
+        f.write(f"root:x:0:0::/:/bin/false\nstudent:x:{uid}:{uid}::{HOME}:/bin/false\n")
+    with open(os.path.join(etc, "group"), "w") as f:
+        f.write(f"root:x:0:\nstudent:x:{uid}:\n")
+    with open(os.path.join(etc, "hosts"), "w") as f:
+        f.write("127.0.0.1 localhost\n")
+    for name in ("ld.so.cache", "localtime"):
+        if os.path.isfile("/etc/" + name):
+            _bind(os.path.realpath("/etc/" + name), os.path.join(etc, name))
+    home = root + HOME
+    os.makedirs(home)
+    _mount("tmpfs", home, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={int(config['disk_bytes'])},mode=700,uid={uid},gid={uid}")
+    os.symlink(HOME.lstrip("/"), os.path.join(root, "tmp"))
+    dev = os.path.join(root, "dev")
+    os.makedirs(dev)
+    _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=4k,mode=755")
+    for name in DEV_NODES:
+        if os.path.exists(f"/dev/{name}"):
+            open(os.path.join(dev, name), "w").close()
+            _mount(f"/dev/{name}", os.path.join(dev, name), None, MS_BIND)
     for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, f"/dev/{link}")
-    # everything read-only, except the work directory and the device nodes just bound
-    skip = {workdir} | {f"/dev/{name}" for name in dev_fds}
+        os.symlink(target, os.path.join(dev, link))
+    _mount(None, dev, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
+    os.makedirs(os.path.join(root, "proc"))
+    # mounted before the pivot, while the pid namespace's own /proc is still visible (a user
+    # namespace may mount proc only then)
+    _mount("proc", os.path.join(root, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    number = SYS_PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise OSError(f"pivot_root: unknown system call number on {platform.machine()}")
+    os.chdir(root)
+    _check(_c().syscall(ctypes.c_long(number), b".", b"."), "pivot_root")
+    _check(_c().umount2(b".", MNT_DETACH), "umount old root")
+    os.chdir("/")
+    # recursive binds may have brought writable submounts along: make them read-only too
     with open("/proc/self/mountinfo") as f:
         mounts = [(line.split()[4].replace("\\040", " "), line.split()[5].split(",")) for line in f]
+    keep = {HOME, "/proc"} | {f"/dev/{name}" for name in DEV_NODES}
     for point, options in mounts:
-        if point in skip or "ro" in options:
+        if point in keep or point.startswith("/proc/") or "ro" in options:
             continue
         flags = MS_REMOUNT | MS_BIND | MS_RDONLY
         flags |= MS_NOSUID if "nosuid" in options else 0
@@ -139,12 +313,13 @@ def confine(config, workdir):
         flags |= MS_NOEXEC if "noexec" in options else 0
         try:
             _mount(None, point, None, flags)
-        except FileNotFoundError:
-            pass  # under a hidden directory or the old /dev: shadowed, out of reach
         except OSError as exc:
             warnings.append(str(exc))
-    os.close(null)
-    # no capabilities now or after any exec, and no way to gain privileges back
+    return warnings
+
+
+def drop_privileges(uid):
+    """No capabilities now or after any exec, no way to regain them; ``uid`` if we are root."""
     libc = _c()
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
@@ -154,24 +329,29 @@ def confine(config, workdir):
     for cap in range(last_cap + 1):
         libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    if os.getuid() == 0 and uid is not None and uid != 0:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)  # from root to another uid: every capability is cleared
+        if os.getuid() != uid or os.geteuid() != uid:
+            raise OSError("could not change to the unprivileged uid")
+    else:
+        class _Header(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
-    class _Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+        class _Data(ctypes.Structure):
+            _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                        ("inheritable", ctypes.c_uint32)]
 
-    class _Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
-
-    header, data = _Header(0x20080522, 0), (_Data * 2)()
-    if libc.capset(ctypes.byref(header), data) != 0:
-        raise OSError(ctypes.get_errno(), "capset failed")
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
-    return warnings
+        header, data = _Header(0x20080522, 0), (_Data * 2)()
+        _check(libc.capset(ctypes.byref(header), data), "capset")
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")
 
 
 def set_limits(config):
     """Lower this process's resource limits (children inherit them)."""
+    import resource  # POSIX only: imported here so that the grader can import this module anywhere
+
     def lower(which, value):
         if value is None:
             return
@@ -194,31 +374,27 @@ def set_limits(config):
 
 
 # ---------------------------------------------------------------------------------------------
-# Executing the submission and the probes
+# The executor: the submission's cells, then the probes
 # ---------------------------------------------------------------------------------------------
 class Reporter:
-    """Appends one JSON object per line to events.jsonl (flushed at once: the process may die)."""
+    """Sends frames to the supervisor (the executor's only way out besides stdout)."""
 
-    def __init__(self, path):
-        self._file = open(path, "a", encoding="utf-8")
+    def __init__(self, fd):
+        self._fd = fd
 
-    def __call__(self, **event):
+    def __call__(self, body=b"", **event):
         try:
-            self._file.write(json.dumps(event, sort_keys=True) + "\n")
-            self._file.flush()
-        except Exception:  # the student may have closed or filled our file; nothing to do
+            data = frame(event, body)
+            while data:
+                data = data[os.write(self._fd, data):]
+        except Exception:  # the student may have closed our pipe; nothing to do
             pass
-
-
-def _clip(text, limit):
-    text = str(text)
-    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} characters cut]"
 
 
 def _describe(exc):
     """Type, message and a traceback restricted to the student's cells and the probe."""
-    frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
-              if frame.filename.startswith("<cell ") or frame.filename.startswith("<probe ")]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if f.filename.startswith("<cell ") or f.filename.startswith("<probe ")]
     lines = traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc)
     try:
         message = str(exc)
@@ -241,7 +417,7 @@ def _neutralise_magics(source):
 
 
 def run_cells(cells, namespace, report):
-    """Execute the notebook's code cells in order in ``namespace``, as "Run All" with errors allowed.
+    """Execute the notebook's code cells in order in ``namespace`` ("Run All", errors allowed).
 
     A cell that raises is reported and the next one runs; ``sys.exit`` stops the cells there.
     """
@@ -255,7 +431,7 @@ def run_cells(cells, namespace, report):
         except SystemExit as exc:
             report(event="exit", cell=index, code=_clip(repr(exc.code), 200))
             return
-        except BaseException as exc:  # noqa: B036 - a cell may raise anything, even KeyboardInterrupt
+        except BaseException as exc:  # noqa: B036 - a cell may raise anything
             report(event="cell_error", cell=index, **_describe(exc))
 
 
@@ -268,16 +444,17 @@ def _to_arrays(value, np, max_elements):
         if array.dtype.kind not in "biuf":
             raise TypeError(f"expected numbers, got {type(item).__name__} (dtype {array.dtype})")
         if array.size > max_elements:
-            raise ValueError(f"result has {array.size} elements, more than the {max_elements} allowed")
-        arrays[str(key)] = np.array(array, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+            raise ValueError(f"result has {array.size} elements, more than the {max_elements} "
+                             "allowed")
+        arrays[str(key)] = np.array(array, order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
     return arrays
 
 
-def run_probes(probes, namespace, inputs, outdir, report, np, max_elements):
-    """Call each question's probe on its hidden inputs and save the numeric results as ``.npz``.
+def run_probes(probes, namespace, inputs, report, np, max_elements):
+    """Call each question's probe on its hidden inputs and send the numeric results as npz.
 
-    Only arrays of numbers leave the sandbox (written to a temporary name, then renamed); a probe
-    that raises or exits is reported as a ``probe_error`` event instead.
+    Only arrays of numbers leave the sandbox; a probe that raises or exits is reported as a
+    ``probe_error`` event instead.
     """
     for spec in probes:
         question, probe = spec["question"], spec["probe"]
@@ -287,58 +464,44 @@ def run_probes(probes, namespace, inputs, outdir, report, np, max_elements):
             scope = dict(namespace)
             scope["np"] = np
             exec(compile(spec["source"], name, "exec"), scope)
-            mine = {key.split("/", 1)[1]: np.array(inputs[key]) for key in inputs.files
+            mine = {key.split("/", 1)[1]: np.array(value) for key, value in inputs.items()
                     if key.split("/", 1)[0] == question}
             arrays = _to_arrays(scope[f"probe_{probe}"](mine), np, max_elements)
-            final = os.path.join(outdir, f"{question}__{probe}.npz")
-            partial = final + ".partial.npz"
-            np.savez(partial, **arrays)
-            os.replace(partial, final)
-            report(event="probe_done", question=question, probe=probe)
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            report(buffer.getvalue(), event="probe_done", question=question, probe=probe)
         except SystemExit as exc:
             report(event="probe_error", question=question, probe=probe, type="SystemExit",
-                   message=f"called sys.exit({_clip(repr(exc.code), 200)})", traceback="", memory=False)
+                   message=f"called sys.exit({_clip(repr(exc.code), 200)})", traceback="",
+                   memory=False)
         except BaseException as exc:  # noqa: B036
             report(event="probe_error", question=question, probe=probe, **_describe(exc))
 
 
-def main():
-    """Entry point inside the sandbox: read ``sandbox.json`` from the work folder, run cells, then probes."""
-    workdir = os.path.abspath(sys.argv[1])
-    with open(os.path.join(workdir, "sandbox.json"), encoding="utf-8") as f:
-        config = json.load(f)
-    warnings = []
-    if config.get("isolation") == "namespaces":
-        # our own process group inside the pid namespace: kill(0, ...) from the submission must
-        # not reach the unshare process outside it, whose death would cut the run short at random
-        os.setsid()
-    if config.get("pids_cgroup"):  # root only: cap the number of processes (RLIMIT_NPROC spares root)
-        try:
-            with open(config["pids_cgroup"], "w") as f:
-                f.write("0")  # "0" moves the writing process; its descendants follow
-        except OSError as exc:
-            warnings.append(f"pids cgroup: {exc}")
-    if config.get("isolation") == "namespaces":
-        warnings += confine(config, workdir)
-    set_limits(config)
-    report = Reporter(os.path.join(workdir, "events.jsonl"))
-    report(event="started", warnings=warnings)
-    with open(os.path.join(workdir, "cells.json"), encoding="utf-8") as f:
-        cells = json.load(f)
-    with open(os.path.join(workdir, "probes.json"), encoding="utf-8") as f:
-        probes = json.load(f)
-    os.chdir(os.path.join(workdir, "work"))
-
+def executor(config, payload, write_fd):
+    """The child: drop privileges, lower limits, run the cells and the probes, exit."""
+    code = 0
+    try:
+        if config["isolation"] == "namespaces":
+            os.setsid()  # kill(0, ...) from the submission reaches its own processes only
+            drop_privileges(config.get("student_uid"))
+            os.chdir(HOME)
+        set_limits(config)
+    except BaseException as exc:  # noqa: B036 - nothing of the student's has run: report and stop
+        os.write(2, f"sandbox: could not confine the submission: {exc}\n".encode())
+        os._exit(70)
+    report = Reporter(write_fd)
+    cells, probes = payload["cells"], payload["probes"]
     import numpy as np  # after the limits: numpy's import counts against them like the student's
 
-    inputs = np.load(os.path.join(workdir, "inputs.npz"), allow_pickle=False)
+    with np.load(io.BytesIO(base64.b64decode(payload["inputs"])), allow_pickle=False) as npz:
+        inputs = {key: npz[key] for key in npz.files}
     baseline = set(sys.modules)
     random.seed(0)
     np.random.seed(0)
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     run_cells(cells, namespace, report)
-    run_probes(probes, namespace, inputs, os.path.join(workdir, "out"), report, np,
-               int(config.get("max_elements", 1 << 22)))
+    run_probes(probes, namespace, inputs, report, np, int(config.get("max_elements", 1 << 20)))
     imported = sorted({name.split(".")[0] for name in set(sys.modules) - baseline})
     report(event="finished", imports=imported)
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
@@ -346,6 +509,98 @@ def main():
             stream.flush()
         except Exception:
             pass
+    os._exit(code)
+
+
+# ---------------------------------------------------------------------------------------------
+# The supervisor
+# ---------------------------------------------------------------------------------------------
+def _send(channel, header, body=b""):
+    data = frame(header, body)
+    while data:
+        data = data[os.write(channel, data):]
+
+
+def relay(read_fd, channel, pid, payload):
+    """Relay the executor's valid frames until it has exited and its pipe is drained.
+
+    Returns the executor's wait status. Processes the executor left behind may hold the pipe
+    open; they do not keep the supervisor waiting (the grader kills them all afterwards).
+    """
+    probes = {(p["question"], p["probe"]) for p in payload["probes"]}
+    cells = len(payload["cells"])
+    # what is relayed is bounded by the protocol (one frame per cell and per probe); what is
+    # read, by bytes (frames the protocol rejects cost the sandbox's own time only)
+    reader = FrameReader(max_frames=1 << 30, max_bytes=MAX_RELAYED, keep=False)
+    seen = set()
+    status, exited_at = None, None
+    os.set_blocking(read_fd, False)
+    while True:
+        ready, _, _ = select.select([read_fd], [], [], 0.05)
+        eof = False
+        if ready:
+            try:
+                data = os.read(read_fd, 1 << 20)
+            except BlockingIOError:
+                data = None
+            if data == b"":
+                eof = True
+            elif data:
+                for header, body in reader.feed(data):
+                    kept = sanitise(header, body, cells=cells, probes=probes, seen=seen)
+                    if kept is not None:
+                        _send(channel, *kept)
+        if status is None:
+            done, wait_status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status, exited_at = wait_status, time.monotonic()
+        # after the executor's exit: what it wrote is in the pipe; a leftover process that keeps
+        # writing gets half a second, then the supervisor stops listening
+        if status is not None and (eof or not ready or time.monotonic() - exited_at > 0.5):
+            break
+    if reader.broken:
+        _send(channel, {"event": "overflow", "source": "supervisor"})
+    return status
+
+
+def main():
+    """Entry point: read the input, build the sandbox, fork the executor, relay, report."""
+    payload = json.loads(sys.stdin.buffer.read())
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    config = payload["config"]
+    channel = int(config["channel_fd"])
+    sys.path += config.get("python_path", [])  # numpy's site-packages (-S: no .pth files)
+    warnings = []
+    if config.get("pids_cgroup"):  # root only: cap the processes (RLIMIT_NPROC spares root)
+        try:
+            with open(config["pids_cgroup"], "w") as f:
+                f.write("0")  # "0" moves the writing process; its descendants follow
+        except OSError as exc:
+            warnings.append(f"pids cgroup: {exc}")
+    if config["isolation"] == "namespaces":
+        try:
+            _check(_c().unshare(CLONE_NEWCGROUP), "unshare cgroup namespace")
+            warnings += build_root(config)
+        except Exception as exc:
+            _send(channel, {"event": "sandbox", "source": "supervisor", "failed": _clip(exc, 500),
+                               "warnings": warnings})
+            os._exit(71)
+    _send(channel, {"event": "sandbox", "source": "supervisor", "warnings": warnings})
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        os.close(channel)
+        executor(config, payload, write_fd)
+    os.close(write_fd)
+    status = relay(read_fd, channel, pid, payload)
+    if os.WIFSIGNALED(status):
+        returncode = -os.WTERMSIG(status)
+    else:
+        returncode = os.WEXITSTATUS(status)
+    _send(channel, {"event": "child_exit", "source": "supervisor", "returncode": returncode})
     os._exit(0)
 
 

@@ -15,7 +15,8 @@ import io
 import json
 import os
 import re
-import shutil
+import stat
+import sys
 import tempfile
 import threading
 import time
@@ -25,17 +26,22 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from dlbook.grading.checker import question_feedback, run_checks
-from dlbook.grading.exercise import Exercise, exercises_root
-from dlbook.grading.sandbox import Limits, SandboxResult, detect_isolation, run_in_sandbox
+from dlbook.grading.exercise import Exercise
+from dlbook.grading.sandbox import (Limits, SandboxResult, detect_isolation, isolation_problem,
+                                    remove_tree, run_in_sandbox)
 
 __all__ = ["STATUSES", "GradeRow", "collect_submissions", "grade_batch", "read_submission",
-           "atomic_write", "GRADEBOOK_COLUMNS"]
+           "submission_names", "atomic_write", "GRADEBOOK_COLUMNS", "UntrustedIsolation"]
 
 STATUSES = ("graded", "timeout", "error", "invalid-notebook", "memory")
-GRADEBOOK_COLUMNS = ("submission", "score", "max_score", "status", "seconds")
-MAX_NOTEBOOK_BYTES = 32 * 1024 * 1024
+GRADEBOOK_COLUMNS = ("submission", "file", "score", "max_score", "status", "seconds")
+MAX_NOTEBOOK_BYTES = 16 * 1024 * 1024
+MAX_CODE_CELLS = 2000
+MAX_CODE_BYTES = 4 * 1024 * 1024
+MAX_WALK_DEPTH = 32
 FLAGGED_IMPORTS = ("dlbook", "torch")
 MAX_NOTES = 40
+_EXERCISE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
 
 
@@ -48,6 +54,7 @@ class GradeRow:
     max_score: float
     status: str
     seconds: float
+    file: str = ""
     report: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -55,22 +62,50 @@ class InvalidNotebook(ValueError):
     """The file is not a notebook the grader can read."""
 
 
+class UntrustedIsolation(RuntimeError):
+    """Submissions would run without the namespace sandbox, and nobody said they are trusted."""
+
+
+def _walk_notebooks(folder: Path) -> list[Path]:
+    """``*.ipynb`` entries under ``folder``: no recursion, no link followed, hidden names skipped."""
+    found, pending = [], [(folder, 0)]
+    while pending:
+        current, depth = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_dir:
+                if depth < MAX_WALK_DEPTH:
+                    pending.append((Path(entry.path), depth + 1))
+            elif entry.name.endswith(".ipynb"):
+                found.append(Path(entry.path))  # a link is listed here and refused when read
+    return found
+
+
 def collect_submissions(paths: Iterable[str | Path]) -> list[Path]:
     """Notebook files named directly, plus every ``*.ipynb`` under named folders (sorted, unique).
 
-    Hidden files and folders and ``.ipynb_checkpoints`` are skipped. A path that does not exist
-    raises ``FileNotFoundError``.
+    Hidden files and folders (``.ipynb_checkpoints`` too) are skipped, folders are searched up to
+    32 levels deep, and symbolic links to folders are not followed; a link to a file is listed
+    (and graded as ``invalid-notebook``: only regular files are read). A path that does not
+    exist raises ``FileNotFoundError``.
     """
     found: dict[str, Path] = {}
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            for nb in sorted(path.rglob("*.ipynb")):
-                parts = nb.relative_to(path).parts
-                if not any(p.startswith(".") for p in parts) and nb.is_file():
-                    found.setdefault(os.path.realpath(nb), nb)
-        elif path.exists():
-            found.setdefault(os.path.realpath(path), path)
+        if path.is_dir() and not path.is_symlink():
+            for nb in _walk_notebooks(path):
+                found.setdefault(os.path.abspath(nb), nb)
+        elif path.exists() or path.is_symlink():
+            found.setdefault(os.path.abspath(path), path)
         else:
             raise FileNotFoundError(f"submission: {path} does not exist")
     return sorted(found.values(), key=lambda p: (str(p.parent), p.name))
@@ -81,56 +116,121 @@ def _slug(text: str) -> str:
 
 
 def submission_names(paths: list[Path]) -> list[str]:
-    """File stems, made unique with as many parent folder names as needed (deterministic)."""
+    """Unique row names: the file stem, with parent folder names prefixed while two collide.
+
+    Names are made of letters, digits, ``.``, ``_`` and ``-`` (they name the JSON files) and are
+    unique even ignoring case (``Bob`` and ``bob`` would share a file on some systems). Folder
+    names are prefixed only where they tell colliding files apart (``a__alice``, ``b__alice``);
+    files that still collide keep the name for the one whose stem it is exactly, and the others
+    get the first free ``-2``, ``-3``, ... Deterministic in ``paths``.
+    """
     names = [_slug(p.stem) for p in paths]
-    depth = 0
-    while len(set(names)) < len(names) and depth < 8:
-        depth += 1
-        counts: dict[str, int] = {}
-        for n in names:
-            counts[n] = counts.get(n, 0) + 1
-        names = [(_slug("__".join(p.parts[-depth - 1:-1]) + "__" + p.stem) if counts[n] > 1 else n)
-                 for p, n in zip(paths, names)]
-    seen: dict[str, int] = {}
-    unique = []
-    for n in names:
-        seen[n] = seen.get(n, 0) + 1
-        unique.append(n if seen[n] == 1 else f"{n}-{seen[n]}")
+    for depth in range(1, 9):
+        groups: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            groups.setdefault(name.lower(), []).append(i)
+        changed = False
+        for members in groups.values():
+            parents = {paths[i].parts[-depth - 1:-1] for i in members}
+            if len(members) < 2 or len(parents) < 2:
+                continue  # unique, or all in one folder: a prefix would not tell them apart
+            for i in members:
+                prefix = _slug("__".join(paths[i].parts[-depth - 1:-1]))
+                names[i] = f"{prefix}__{_slug(paths[i].stem)}"
+            changed = True
+        if not changed:
+            break
+    taken: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        taken.setdefault(name.lower(), []).append(i)
+    owners = {min(members, key=lambda i: (paths[i].stem != names[i], i))
+              for members in taken.values()}
+    unique = list(names)
+    used = {names[i].lower() for i in owners}
+    for i, name in enumerate(names):
+        if i in owners:
+            continue
+        k = 2
+        while f"{name}-{k}".lower() in used or f"{name}-{k}".lower() in taken:
+            k += 1
+        unique[i] = f"{name}-{k}"
+        used.add(unique[i].lower())
     return unique
+
+
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file (not a link) of at most ``limit`` bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        if os.path.islink(path):
+            raise InvalidNotebook("the submission is a symbolic link, not a regular file") from None
+        raise InvalidNotebook(f"the file could not be opened ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidNotebook("the submission is not a regular file")
+        if info.st_size > limit:
+            raise InvalidNotebook(f"the file is {info.st_size} bytes; notebooks above {limit} "
+                                  "are not graded")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise InvalidNotebook(f"the file grew above {limit} bytes while it was read")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def read_submission(path: Path) -> tuple[list[str], list[int], dict[str, Any]]:
     """The code cells of a notebook file, their 1-based positions among all its cells, and its
     metadata; ``InvalidNotebook`` if the file is not a readable notebook.
 
-    Only the JSON is parsed (nbformat upgrades older versions); nothing is executed.
+    Only a regular file is read (``O_NOFOLLOW``, ``S_ISREG`` on the open descriptor, at most
+    ``MAX_NOTEBOOK_BYTES``); the JSON is parsed (a UTF-8 byte-order mark is allowed) and nothing
+    is executed. Error messages never quote the file's content.
     """
-    import nbformat
-
+    blob = _read_regular_file(Path(path), MAX_NOTEBOOK_BYTES)
     try:
-        size = path.stat().st_size
-        if size > MAX_NOTEBOOK_BYTES:
-            raise InvalidNotebook(f"the file is {size} bytes; notebooks above {MAX_NOTEBOOK_BYTES} are not graded")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidNotebook(f"the file could not be read as UTF-8 text ({exc})") from None
+        text = blob.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidNotebook(f"the file is not UTF-8 text (byte {exc.start})") from None
+    del blob
     try:
-        nb = nbformat.reads(text, as_version=4)
-    except Exception as exc:  # nbformat raises several types for JSON and schema problems
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise InvalidNotebook(f"not a valid notebook: {first}") from None
-    cells = nb.get("cells") if isinstance(nb, dict) else None
+        nb = json.loads(text)
+    except ValueError as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        raise InvalidNotebook(f"not a valid notebook: the file is not JSON{where}") from None
+    del text
+    if not isinstance(nb, dict):
+        raise InvalidNotebook("not a valid notebook: not a JSON object")
+    if nb.get("nbformat") == 3 and isinstance(nb.get("worksheets"), list):  # old notebooks
+        cells = [c for w in nb["worksheets"] if isinstance(w, dict)
+                 for c in (w.get("cells") if isinstance(w.get("cells"), list) else [])]
+        source_key = "input"
+    else:
+        cells = nb.get("cells")
+        source_key = "source"
     if not isinstance(cells, list):
         raise InvalidNotebook("not a valid notebook: no list of cells")
-    code, positions = [], []
+    code, positions, size = [], [], 0
     for position, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        source = cell.get("source", "")
-        if isinstance(source, list):
-            source = "".join(str(s) for s in source)
+        source = cell.get(source_key, "")
+        if isinstance(source, list) and all(isinstance(s, str) for s in source):
+            source = "".join(source)
         if not isinstance(source, str):
             raise InvalidNotebook("not a valid notebook: a code cell's source is not text")
+        size += len(source)
+        if len(code) >= MAX_CODE_CELLS or size > MAX_CODE_BYTES:
+            raise InvalidNotebook(f"the notebook has more than {MAX_CODE_CELLS} code cells or "
+                                  f"{MAX_CODE_BYTES} characters of code")
         code.append(source)
         positions.append(position)
     metadata = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
@@ -166,22 +266,34 @@ def _message(event: dict[str, Any]) -> str:
 
 
 def _status(result: SandboxResult, positions: list[int]) -> tuple[str, list[str]]:
-    """How the run ended, and notes for the student about it."""
+    """How the run ended, and notes for the student about it.
+
+    The exit code comes from the runner's supervisor (trusted); ``finished``, ``exit`` and the
+    errors come from the submission's own process (it can only describe itself with them).
+    """
     notes = []
-    kinds = [e["event"] for e in result.events]
-    memory = any(e.get("memory") for e in result.events if e["event"] in ("cell_error", "probe_error"))
-    for event in result.events:
-        if event["event"] == "exit":
+    mine = [e for e in result.events if e.get("source") == "submission"]
+    kinds = [e.get("event") for e in mine]
+    memory = any(e.get("memory") is True for e in mine
+                 if e.get("event") in ("cell_error", "probe_error"))
+    for event in mine:
+        if event.get("event") == "exit":
             where = _cell_position(event, positions)
-            notes.append(f"{where} called sys.exit({event.get('code')}): the cells after it did not run")
+            notes.append(f"{where} called sys.exit({str(event.get('code'))[:200]}): "
+                         "the cells after it did not run")
+    if result.failure is not None:
+        notes.append("the grading sandbox could not be set up on the grader's machine "
+                     "(not your fault: ask your instructor)")
+        return "error", notes
     if result.timed_out:
         return "timeout", notes
-    crashed = "finished" not in kinds or (result.returncode or 0) != 0
+    crashed = "finished" not in kinds or result.returncode != 0
     if memory or (crashed and any(sign in result.output[-4096:] for sign in _MEMORY_SIGNS)):
         return "memory", notes
     if crashed:
         code = result.returncode
-        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        how = (f"killed by signal {-code}" if code is not None and code < 0
+               else f"exit code {code}" if code is not None else "it was killed")
         notes.append(f"the notebook's process ended before grading finished ({how})")
         return "error", notes
     if "exit" in kinds:
@@ -228,12 +340,17 @@ def _cell_notes(result: SandboxResult, positions: list[int]) -> tuple[dict, list
     errors: dict[str, dict[str, str]] = {}
     notes = []
     for event in result.events:
-        if event["event"] == "cell_error":
+        if event.get("source") != "submission":
+            if event.get("event") == "overflow":
+                notes.append("the notebook's process sent more than the grader reads; the rest "
+                             "was ignored")
+            continue
+        if event.get("event") == "cell_error":
             notes.append(f"{_cell_position(event, positions)} raised {_message(event)}")
-        elif event["event"] == "probe_error":
+        elif event.get("event") == "probe_error":
             message = f"your code raised {_message(event)}"
             errors.setdefault(str(event.get("question")), {})[str(event.get("probe"))] = message
-        elif event["event"] == "finished":
+        elif event.get("event") == "finished":
             imports = event.get("imports")
             imports = [i for i in imports if isinstance(i, str)] if isinstance(imports, list) else []
             flagged = sorted(set(imports) & set(FLAGGED_IMPORTS))
@@ -241,15 +358,15 @@ def _cell_notes(result: SandboxResult, positions: list[int]) -> tuple[dict, list
                 notes.append(f"the notebook imports {', '.join(flagged)} (the exercise asks for numpy only)")
     for question, probes in result.load_errors.items():
         errors.setdefault(question, {}).update(probes)
-    if len(notes) > MAX_NOTES:  # events.jsonl comes from the submission: bound what it can add
+    if len(notes) > MAX_NOTES:  # one note per cell at most, but a notebook may have many cells
         notes = notes[:MAX_NOTES] + [f"... and {len(notes) - MAX_NOTES} more notes"]
     if result.output_bytes > len(result.output.encode("utf-8", errors="replace")):
         notes.append(f"the notebook printed {result.output_bytes} bytes; only the beginning and end are kept")
     return errors, notes
 
 
-def _grade_one(exercise: Exercise, path: Path, name: str, parsed, limits: Limits, isolation: str,
-               scratch: Path, hide_dirs: list[str], hide_files: list[str]) -> GradeRow:
+def _grade_one(exercise: Exercise, path: Path, name: str, file: str, parsed, limits: Limits,
+               isolation: str, scratch: Path) -> GradeRow:
     start = time.monotonic()
     notes: list[str] = []
     output = ""
@@ -261,42 +378,59 @@ def _grade_one(exercise: Exercise, path: Path, name: str, parsed, limits: Limits
     else:
         cells, positions, metadata = parsed
         tagged = metadata.get("dlbook", {}).get("exercise") if isinstance(metadata.get("dlbook"), dict) else None
-        if tagged not in (None, exercise.id):
-            notes.append(f"this notebook was made for exercise {tagged!r}, graded as {exercise.id!r}")
-        result = run_in_sandbox(cells=cells, probes=exercise.probe_specs(), inputs_npz=exercise.inputs_npz(),
-                                limits=limits, isolation=isolation, scratch=scratch,
-                                hide_dirs=hide_dirs, hide_files=hide_files)
+        if tagged is not None and tagged != exercise.id:
+            made_for = (repr(tagged) if isinstance(tagged, str) and _EXERCISE_ID.match(tagged)
+                        else "another exercise")
+            notes.append(f"this notebook was made for {made_for}, graded as {exercise.id!r}")
+        exercise = exercise.for_submission(cells)  # with a key: this notebook's own inputs
+        result = run_in_sandbox(cells=cells, probes=exercise.probe_specs(),
+                                inputs_npz=exercise.inputs_npz(), limits=limits,
+                                isolation=isolation, scratch=scratch)
         status, run_notes = _status(result, positions)
         errors, cell_notes = _cell_notes(result, positions)
         notes += cell_notes + run_notes
         values, output = result.values, result.output
     results = run_checks(exercise, values, errors, reason=_missing_reason(status, limits))
     questions = question_feedback(results)
-    report = {"submission": name, "file": path.name, "exercise": exercise.id, "status": status,
+    report = {"submission": name, "file": file, "exercise": exercise.id, "status": status,
               "score": _number(results.total), "max_score": _number(exercise.max_score),
               "questions": questions, "notes": notes, "output": output}
     report["feedback"] = _render(report)
     return GradeRow(submission=name, score=float(report["score"]), max_score=exercise.max_score,
-                    status=status, seconds=time.monotonic() - start, report=report)
+                    status=status, seconds=time.monotonic() - start, file=file, report=report)
 
 
-def _hidden_paths(exercise: Exercise, out_dir: Path, submissions: list[Path]) -> tuple[list[str], list[str]]:
-    dirs = {str(exercise.directory), str(out_dir.resolve())}
-    root = exercises_root()
-    if root is not None:
-        dirs.add(str(root.resolve()))
-    home = os.path.realpath(os.path.expanduser("~"))
-    if home not in ("/", ""):
-        dirs.add(home)
-    files = sorted({os.path.realpath(p) for p in submissions})
-    dirs |= {os.path.dirname(f) for f in files}
-    return sorted(d for d in dirs if d != "/"), files
+def _display_paths(submissions: list[str | Path], paths: list[Path]) -> list[str]:
+    """Each file's path relative to the folder argument it was found under (else its name)."""
+    folders = [os.path.abspath(s) for s in submissions
+               if Path(s).is_dir() and not Path(s).is_symlink()]
+    shown = []
+    for path in paths:
+        absolute = os.path.abspath(path)
+        base = next((f for f in sorted(folders, key=len, reverse=True)
+                     if absolute.startswith(f.rstrip(os.sep) + os.sep)), None)
+        shown.append(Path(os.path.relpath(absolute, base)).as_posix() if base else Path(path).name)
+    return shown
+
+
+def _failed_row(exercise: Exercise, name: str, file: str, exc: BaseException) -> GradeRow:
+    report = {"submission": name, "file": file, "exercise": exercise.id, "status": "error",
+              "score": 0, "max_score": _number(exercise.max_score), "questions": [],
+              "notes": [f"the grader failed on this submission ({type(exc).__name__}); "
+                        "your instructor has the details (the grader's error output)"],
+              "output": ""}
+    report["feedback"] = _render(report)
+    return GradeRow(name, 0.0, exercise.max_score, "error", 0.0, file, report)
 
 
 def grade_batch(exercise: Exercise, submissions: Iterable[str | Path], out_dir: str | Path, *,
                 limits: Limits = Limits(), jobs: int = 1, isolation: str = "auto",
+                trusted: bool = False,
                 progress: Callable[[GradeRow, int, int], None] | None = None) -> list[GradeRow]:
     """Grade every submission; write ``out_dir/gradebook.csv`` and ``out_dir/<name>.json``.
+
+    Whatever one submission does (to its run, its cleanup or the grader's checks), it gets its
+    own row and the others are graded; the gradebook is always written.
 
     Args:
         exercise: a loaded exercise.
@@ -305,6 +439,9 @@ def grade_batch(exercise: Exercise, submissions: Iterable[str | Path], out_dir: 
         limits: per-submission limits (wall clock, memory, output kept, ...).
         jobs: submissions graded at the same time.
         isolation: ``"auto"`` (namespaces when they work here), ``"namespaces"`` or ``"process"``.
+        trusted: allow ``process`` isolation (submissions then run with the grader's rights);
+            without it, a batch that would not run in the namespace sandbox raises
+            :class:`UntrustedIsolation` before anything runs.
         progress: called after each submission with (row, done, total).
     Returns:
         The rows, sorted by submission name (the gradebook's order).
@@ -312,14 +449,22 @@ def grade_batch(exercise: Exercise, submissions: Iterable[str | Path], out_dir: 
     import otter.test_files  # noqa: F401  (imported once here, not inside the first row's timing)
     import torch
 
+    submissions = list(submissions)
     paths = collect_submissions(submissions)
     names = submission_names(paths)
+    files = _display_paths(submissions, paths)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if isolation == "auto":
         isolation = detect_isolation()
     if isolation not in ("namespaces", "process"):
         raise ValueError(f"isolation: expected 'auto', 'namespaces' or 'process', got {isolation!r}")
+    if isolation == "process" and not trusted:
+        problem = isolation_problem() if sys.platform.startswith("linux") else "not Linux"
+        raise UntrustedIsolation(
+            "isolation: submissions would run as a plain process, with your user's rights "
+            f"(namespaces: {problem or 'not chosen'}); pass trusted=True (--trusted) only for "
+            "code you trust, or grade inside a container")
+    out_dir.mkdir(parents=True, exist_ok=True)
     # every notebook is read before any submission runs: none can alter another's file in time
     parsed: list[Any] = []
     for path in paths:
@@ -327,29 +472,29 @@ def grade_batch(exercise: Exercise, submissions: Iterable[str | Path], out_dir: 
             parsed.append(read_submission(path))
         except InvalidNotebook as exc:
             parsed.append(exc)
-    hide_dirs, hide_files = _hidden_paths(exercise, out_dir, paths)
-    scratch = Path(tempfile.mkdtemp(prefix="dlbook-grade-"))
+        except Exception as exc:  # never let one file stop the batch
+            parsed.append(InvalidNotebook(f"the file could not be read ({type(exc).__name__})"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"dlbook-grade-{os.getpid()}-"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the checks are tiny; keep the cores for the sandboxes
     rows: list[GradeRow] = []
     lock = threading.Lock()
 
     def task(index: int) -> GradeRow:
-        path, name = paths[index], names[index]
+        path, name, file = paths[index], names[index], files[index]
         try:
-            row = _grade_one(exercise, path, name, parsed[index], limits, isolation, scratch,
-                             hide_dirs, hide_files)
+            row = _grade_one(exercise, path, name, file, parsed[index], limits, isolation, scratch)
         except Exception as exc:  # a grader failure must still leave a row
-            report = {"submission": name, "file": path.name, "exercise": exercise.id, "status": "error",
-                      "score": 0, "max_score": _number(exercise.max_score), "questions": [],
-                      "notes": [f"the grader failed on this submission: {type(exc).__name__}: {exc}"],
-                      "output": ""}
-            report["feedback"] = _render(report)
-            row = GradeRow(name, 0.0, exercise.max_score, "error", 0.0, report)
+            print(f"dlbook grade: the grader failed on {file}: {type(exc).__name__}: "
+                  f"{str(exc)[:500]}", file=sys.stderr)
+            row = _failed_row(exercise, name, file, exc)
         with lock:
             rows.append(row)
             if progress is not None:
-                progress(row, len(rows), len(paths))
+                try:
+                    progress(row, len(rows), len(paths))
+                except Exception:
+                    pass
         return row
 
     try:
@@ -357,7 +502,7 @@ def grade_batch(exercise: Exercise, submissions: Iterable[str | Path], out_dir: 
             list(pool.map(task, range(len(paths))))
     finally:
         torch.set_num_threads(threads)
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch)
     # nothing is written while submissions run: none of them can overwrite a finished result
     rows.sort(key=lambda r: r.submission)
     for row in rows:
@@ -367,7 +512,7 @@ def grade_batch(exercise: Exercise, submissions: Iterable[str | Path], out_dir: 
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(GRADEBOOK_COLUMNS)
     for row in rows:
-        writer.writerow([row.submission, _number(row.score), _number(row.max_score), row.status,
-                         f"{row.seconds:.2f}"])
+        writer.writerow([row.submission, row.file, _number(row.score), _number(row.max_score),
+                         row.status, f"{row.seconds:.2f}"])
     atomic_write(out_dir / "gradebook.csv", buffer.getvalue().encode("utf-8"))
     return rows

@@ -26,12 +26,13 @@ def _positive_int(text: str) -> int:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     """Grade submissions; print one line per submission and where the gradebook is."""
-    from dlbook.grading.batch import collect_submissions, grade_batch
-    from dlbook.grading.exercise import ExerciseError, load_exercise
-    from dlbook.grading.sandbox import Limits, detect_isolation
+    from dlbook.grading.batch import UntrustedIsolation, collect_submissions, grade_batch
+    from dlbook.grading.exercise import ExerciseError, load_exercise, read_secret
+    from dlbook.grading.sandbox import Limits, detect_isolation, isolation_problem
 
     try:
-        exercise = load_exercise(args.exercise)
+        secret = read_secret(secret=args.secret, secret_file=args.secret_file)
+        exercise = load_exercise(args.exercise, secret=secret)
         paths = collect_submissions(args.submissions)
     except (ExerciseError, FileNotFoundError) as exc:
         print(f"dlbook grade: {exc}", file=sys.stderr)
@@ -41,17 +42,34 @@ def cmd_grade(args: argparse.Namespace) -> int:
         return 2
     limits = Limits(timeout=args.timeout, memory_mb=args.memory_mb, output_kb=args.output_kb)
     isolation = detect_isolation() if args.isolation == "auto" else args.isolation
+    if isolation == "namespaces" and args.isolation == "namespaces" and isolation_problem():
+        print(f"dlbook grade: --isolation namespaces is not available here: {isolation_problem()}",
+              file=sys.stderr)
+        return 2
+    if isolation == "process" and not args.trusted:
+        why = isolation_problem() if args.isolation == "auto" else "--isolation process was asked for"
+        print("dlbook grade: refusing to grade: submissions would run as a plain process with your "
+              f"user's rights ({why}). Grade inside a container, or pass --trusted for code you "
+              "trust.", file=sys.stderr)
+        return 2
     if not args.quiet:
         print(f"grading {len(paths)} submission(s) of {exercise.id} ({exercise.max_score:g} points), "
               f"{args.jobs} at a time, isolation: {isolation}", file=sys.stderr)
+        if not exercise.keyed:
+            print("hidden inputs: the public defaults (no key: fine for practice; for marks, give "
+                  "--secret-file or $DLBOOK_GRADING_SECRET)", file=sys.stderr)
 
     def progress(row, done, total):
         if not args.quiet:
             print(f"[{done}/{total}] {row.submission}: {row.score:g}/{row.max_score:g} {row.status} "
                   f"({row.seconds:.1f} s)", file=sys.stderr)
 
-    grade_batch(exercise, paths, args.out, limits=limits, jobs=args.jobs, isolation=isolation,
-                progress=progress)
+    try:
+        grade_batch(exercise, paths, args.out, limits=limits, jobs=args.jobs, isolation=isolation,
+                    trusted=args.trusted, progress=progress)
+    except UntrustedIsolation as exc:
+        print(f"dlbook grade: {exc}", file=sys.stderr)
+        return 2
     print(Path(args.out) / "gradebook.csv")
     return 0
 
@@ -64,6 +82,17 @@ def cmd_exercises(args: argparse.Namespace) -> int:
     if not exercises:
         print("no exercises found (run from a checkout of the book, or pass exercise folders)", file=sys.stderr)
         return 1
+    if args.release is not None:
+        from dlbook.grading.release import release
+
+        try:
+            written = release(exercises, args.release)
+        except (FileExistsError, ValueError) as exc:
+            print(f"dlbook exercises: {exc}", file=sys.stderr)
+            return 2
+        for path in written:
+            print(path)
+        return 0
     stale = []
     for ex in exercises:
         questions = ", ".join(f"{q.name} {q.points:g}" for q in ex.questions)
@@ -97,11 +126,23 @@ def add_grading_commands(sub: argparse._SubParsersAction) -> None:
     grade.add_argument("--output-kb", type=_positive_int, default=64, metavar="KB",
                        help="printed output kept per submission, half from the start, half from the end")
     grade.add_argument("--isolation", choices=("auto", "namespaces", "process"), default="auto",
-                       help="sandbox: Linux namespaces when available (auto), or a plain process")
+                       help="sandbox: Linux namespaces when available (auto), or a plain process "
+                            "(refused without --trusted)")
+    grade.add_argument("--trusted", action="store_true",
+                       help="allow a plain process (no namespace sandbox): for code you trust only")
+    grade.add_argument("--secret-file", metavar="PATH",
+                       help="file (outside the book) whose first line is the key the hidden inputs "
+                            "are derived from")
+    grade.add_argument("--secret", metavar="KEY",
+                       help="the key itself (visible to other users in the process list: prefer "
+                            "--secret-file or $DLBOOK_GRADING_SECRET)")
     grade.add_argument("--quiet", action="store_true", help="no progress lines")
     grade.set_defaults(func=cmd_grade)
     exercises = sub.add_parser("exercises", help="list the exercises and their points")
     exercises.add_argument("ids", nargs="*", help="exercise ids or folders (default: all)")
     exercises.add_argument("--write", action="store_true", help="regenerate the student and solution notebooks")
     exercises.add_argument("--check", action="store_true", help="fail if a committed notebook is out of date")
+    exercises.add_argument("--release", metavar="DIR",
+                           help="write what students get (student notebooks and a README) into the "
+                                "new or empty folder DIR, and nothing else")
     exercises.set_defaults(func=cmd_exercises)

@@ -31,7 +31,11 @@ from __future__ import annotations
 import ast
 import builtins
 import copy
+import hashlib
+import hmac
 import io
+import json
+import os
 import pprint
 import re
 import symtable
@@ -42,10 +46,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Exercise", "Question", "ExerciseError", "SOURCE_NAME", "exercises_root",
+from dlbook._book import book_root
+
+__all__ = ["Exercise", "Question", "ExerciseError", "SOURCE_NAME", "SECRET_ENV", "exercises_root",
+           "hidden_seed", "read_secret",
            "find_exercise", "load_exercise", "list_exercises", "write_notebooks"]
 
 SOURCE_NAME = "source.py"
+SECRET_ENV = "DLBOOK_GRADING_SECRET"
 SOLUTION_NAME = "solution.ipynb"
 BEGIN_SOLUTION = "# BEGIN SOLUTION"
 END_SOLUTION = "# END SOLUTION"
@@ -92,6 +100,8 @@ class Exercise:
     chapter: int
     questions: list[Question]
     cells: list[tuple[str, str]] = field(repr=False)  # (cell_type, source) of non-grader cells
+    keyed: bool = False  # hidden inputs derived from an instructor's key (not the public default)
+    _secret: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def max_score(self) -> float:
@@ -134,6 +144,21 @@ class Exercise:
         return [{"question": q.name, "probe": name, "source": source}
                 for q in self.questions for name, source in q.probes.items()]
 
+    def for_submission(self, cells: list[str]) -> "Exercise":
+        """The exercise with the hidden inputs of one submission (``self`` without a key).
+
+        With a key, the inputs also depend on the submission's code cells: the exercise is
+        loaded again with the key HMAC-SHA256(key, "submission/" + SHA-256 of the cells). The
+        same notebook gets the same inputs; a notebook that hard-codes answers to inputs it saw
+        (printed) in an earlier run is another notebook, with other inputs.
+        """
+        if self._secret is None:
+            return self
+        digest = hashlib.sha256(json.dumps(list(cells)).encode("utf-8")).hexdigest()
+        salted = hmac.new(self._secret, f"submission/{digest}".encode("ascii"),
+                          hashlib.sha256).hexdigest()
+        return load_exercise(self.directory, secret=salted)
+
     def question(self, name: str) -> Question:
         for q in self.questions:
             if q.name == name:
@@ -170,8 +195,6 @@ def _solution_lines(source: str, *, keep: bool, where: str) -> str:
 
 def exercises_root() -> Path | None:
     """``<book>/exercises`` when dlbook runs from a checkout of the book, else None."""
-    from dlbook.cli import book_root
-
     root = book_root()
     return root / "exercises" if root is not None and (root / "exercises").is_dir() else None
 
@@ -245,8 +268,64 @@ def _probe_sources(cell: str, where: str) -> dict[str, str]:
     return probes
 
 
-def load_exercise(name: str | Path, root: Path | None = None) -> Exercise:
-    """Read and validate an exercise source; executes its grader cells (trusted instructor code)."""
+def hidden_seed(secret: str | bytes | None, exercise_id: str, label: int | str) -> int:
+    """The seed of the hidden inputs labelled ``label`` (``hidden_rng(label)`` in a grader cell).
+
+    Without a key it is ``label`` itself (the public default for local practice: anyone with the
+    source can compute those inputs). With a key it is the first 128 bits of
+    HMAC-SHA256(key, "dlbook-hidden-inputs/<exercise id>/<label>"): without the key, nothing in
+    the repository determines the inputs.
+    """
+    if secret is None or secret == "" or secret == b"":
+        if isinstance(label, int) and not isinstance(label, bool) and label >= 0:
+            return label
+        raise ExerciseError(f"hidden_rng: expected a non-negative integer label, got {label!r}")
+    key = _key_bytes(secret)
+    message = f"dlbook-hidden-inputs/{exercise_id}/{label}".encode("utf-8")
+    return int.from_bytes(hmac.new(key, message, hashlib.sha256).digest()[:16], "big")
+
+
+def _key_bytes(secret: str | bytes | None) -> bytes | None:
+    if secret is None or secret == "" or secret == b"":
+        return None
+    return secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+
+
+def read_secret(*, secret: str | None = None, secret_file: str | Path | None = None,
+                environ: dict[str, str] | None = None) -> str | None:
+    """The instructor's key: ``secret``, else the file ``secret_file``, else the environment's.
+
+    The environment variable is ``$DLBOOK_GRADING_SECRET``. A key file (its first line, stripped) must not lie inside the book's checkout: a key
+    committed next to the exercises would be a key every student has. Returns None when no key
+    is given (hidden inputs then take the public default, see :func:`hidden_seed`).
+    """
+    environ = os.environ if environ is None else environ
+    if secret:
+        return secret
+    if secret_file is not None:
+        path = Path(secret_file).resolve()
+        root = book_root()
+        if root is not None and (path == root or root in path.parents):
+            raise ExerciseError(f"secret file: {path} is inside the book's checkout {root}; "
+                                "keep the key outside it")
+        try:
+            key = path.read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, IndexError, UnicodeDecodeError) as exc:
+            raise ExerciseError(f"secret file: {path} could not be read "
+                                f"({type(exc).__name__})") from None
+        if not key:
+            raise ExerciseError(f"secret file: {path} holds no key on its first line")
+        return key
+    return environ.get(SECRET_ENV) or None
+
+
+def load_exercise(name: str | Path, root: Path | None = None, *,
+                  secret: str | bytes | None = None) -> Exercise:
+    """Read and validate an exercise source; executes its grader cells (trusted instructor code).
+
+    ``secret``: the instructor's key; grader cells draw hidden inputs from ``hidden_rng(label)``,
+    seeded by :func:`hidden_seed` (the public default without a key).
+    """
     import jupytext
 
     directory = find_exercise(name, root)
@@ -256,7 +335,9 @@ def load_exercise(name: str | Path, root: Path | None = None) -> Exercise:
         raise ExerciseError(f"{directory}: exercise folder names are lowercase letters, digits and '-'")
     nb = jupytext.reads(source_path.read_text(encoding="utf-8"), fmt="py:percent")
     cells: list[tuple[str, str]] = []
-    base: dict[str, Any] = {"__name__": f"dlbook_exercise_{exercise_id.replace('-', '_')}"}
+    base: dict[str, Any] = {"__name__": f"dlbook_exercise_{exercise_id.replace('-', '_')}",
+                            "hidden_rng": lambda label: np.random.default_rng(
+                                hidden_seed(secret, exercise_id, label))}
     questions: list[Question] = []
     helpers = "".join(_sandbox_helpers(cell.source) for cell in nb.cells
                       if GRADER_TAG in cell.metadata.get("tags", []))
@@ -287,7 +368,8 @@ def load_exercise(name: str | Path, root: Path | None = None) -> Exercise:
         raise ExerciseError(f"{source_path}: expected questions with distinct names, got {names}")
     meta = base["EXERCISE"]
     return Exercise(id=exercise_id, directory=directory, title=str(meta["title"]),
-                    chapter=int(meta["chapter"]), questions=questions, cells=cells)
+                    chapter=int(meta["chapter"]), questions=questions, cells=cells,
+                    keyed=bool(secret), _secret=_key_bytes(secret))
 
 
 def _question(namespace: dict[str, Any], probes: dict[str, str], where: str) -> Question:
@@ -315,12 +397,14 @@ def _question(namespace: dict[str, Any], probes: dict[str, str], where: str) -> 
                     namespace=namespace)
 
 
-def list_exercises(root: Path | None = None) -> list[Exercise]:
+def list_exercises(root: Path | None = None, *,
+                   secret: str | bytes | None = None) -> list[Exercise]:
     """Every exercise under ``root`` (default: the book's ``exercises/``), sorted by chapter then id."""
     root = root if root is not None else exercises_root()
     if root is None:
         return []
-    found = [load_exercise(p, root) for p in sorted(root.iterdir()) if (p / SOURCE_NAME).is_file()]
+    found = [load_exercise(p, root, secret=secret) for p in sorted(root.iterdir())
+             if (p / SOURCE_NAME).is_file()]
     return sorted(found, key=lambda e: (e.chapter, e.id))
 
 

@@ -1,0 +1,561 @@
+"""Hostile submissions against ``dlbook grade``: the eight attacks of issue 11, each shown to fail.
+
+Each attack is a real notebook graded in a batch next to a correct submission that must keep
+full marks. The attacks that need the namespace sandbox are skipped where it is not available.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import stat
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlbook.cli import main
+from dlbook.grading import Limits, UntrustedIsolation, grade_batch, load_exercise
+from dlbook.grading.batch import read_submission, submission_names
+from dlbook.grading.sandbox import (_allowlist, _load_npz, _python_path, detect_isolation,
+                                    remove_tree)
+
+ROOT = Path(__file__).resolve().parents[1] / "exercises"
+REPO = ROOT.parent
+EXERCISE = "ch1-softmax-cross-entropy"  # 6 points: softmax 2, cross_entropy 2, backward 2
+NAMESPACES = detect_isolation() == "namespaces"  # what grade_batch's "auto" picks
+LIMITS = Limits(timeout=15, memory_mb=1024, processes=64)
+needs_namespaces = pytest.mark.skipif(not NAMESPACES, reason="no namespace sandbox here")
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Traits should be given as instances:DeprecationWarning")
+
+# Sends frames to the runner through the submission's own pipe, as a hostile notebook can.
+FRAMES = '''
+import json, os, stat, struct
+def frame(header, body=b""):
+    head = json.dumps(header).encode()
+    return struct.pack(">II", len(head), len(body)) + head + body
+def is_pipe(fd):
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+PIPES = [fd for fd in range(3, 64) if is_pipe(fd)]
+def send(data):
+    for fd in PIPES:
+        try:
+            os.write(fd, data)
+        except OSError:
+            pass
+'''
+
+
+def _notebook(kind: str) -> dict:
+    name = "solution.ipynb" if kind == "solution" else f"{EXERCISE}.ipynb"
+    return json.loads((ROOT / EXERCISE / name).read_text(encoding="utf-8"))
+
+
+def _with_cell(nb: dict, source: str, *, after: str | None = None) -> dict:
+    """A copy of ``nb`` with a code cell at the top, or after the first cell holding ``after``."""
+    nb = json.loads(json.dumps(nb))
+    index = 0
+    if after is not None:
+        index = next(i for i, c in enumerate(nb["cells"]) if after in "".join(c["source"])) + 1
+    nb["cells"].insert(index, {"cell_type": "code", "execution_count": None, "id": f"added-{index}",
+                               "metadata": {}, "outputs": [], "source": source})
+    return nb
+
+
+def _appended(nb: dict, source: str) -> dict:
+    """A copy of ``nb`` with a code cell added at the end (after every stub)."""
+    nb = json.loads(json.dumps(nb))
+    nb["cells"].append({"cell_type": "code", "execution_count": None, "id": "added-end",
+                        "metadata": {}, "outputs": [], "source": source})
+    return nb
+
+
+def _write(folder: Path, name: str, nb: dict | str) -> Path:
+    path = folder / f"{name}.ipynb"
+    path.write_text(nb if isinstance(nb, str) else json.dumps(nb), encoding="utf-8")
+    return path
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    with open(out / "gradebook.csv", newline="") as f:
+        return {row["submission"]: row for row in csv.DictReader(f)}
+
+
+def _report(out: Path, name: str) -> dict:
+    return json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _host_shm_keys() -> set[int]:
+    with open("/proc/sysvipc/shm") as f:
+        return {int(line.split()[0]) for line in list(f)[1:] if line.strip()}
+
+
+def _our_leftovers() -> set[str]:
+    """Scratch folders and pids cgroups of this process's grader."""
+    found = {p.name for p in Path(tempfile.gettempdir()).glob(f"dlbook-grade-{os.getpid()}-*")}
+    pids = Path("/sys/fs/cgroup/pids")
+    if pids.is_dir():
+        found |= {p.name for p in pids.rglob(f"dlbook-grade-{os.getpid()}-*")}
+    return found
+
+
+SOLUTION_THIEF = '''
+import glob, os, subprocess, json
+found = []
+places = [SOLUTION, SOURCE, REPO + "/.git/HEAD", "/etc/shadow", "/root/.bash_history"]
+places += glob.glob("/work/*/exercises/*/solution.ipynb") + glob.glob("/work/*/*/exercises/*/*.py")
+places += glob.glob("/tmp/*/*.ipynb") + glob.glob("/home/*/*")
+for place in places:
+    try:
+        with open(place) as f:
+            found.append((place, f.read(100_000)))
+    except (OSError, ValueError):
+        pass
+try:
+    shown = subprocess.run(["git", "-C", REPO, "show",
+                            "HEAD:exercises/" + EXERCISE_ID + "/source.py"],
+                           capture_output=True, text=True, timeout=5)
+    if shown.returncode == 0 and "BEGIN SOLUTION" in shown.stdout:
+        found.append(("git", shown.stdout[:200]))
+except Exception as exc:
+    print("git:", type(exc).__name__)
+code = [c for place, c in found if "softmax" in c]
+print("READ", [place for place, _ in found])
+print("UID", os.getuid())
+listing = {}
+for top in ["/", "/home", "/tmp"] + sorted({"/" + p.split("/")[1] for p in ALLOWED}):
+    try:
+        listing[top] = sorted(os.listdir(top))
+    except OSError as exc:
+        listing[top] = type(exc).__name__
+print("LISTING " + json.dumps(listing))
+if code:
+    for cell in json.load(open(SOLUTION))["cells"]:
+        if cell["cell_type"] == "code":
+            exec("".join(cell["source"]))
+'''
+
+SHM_STASH = '''
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+KEY = 0x0D1B0C
+seg = libc.shmget(KEY, 1 << 20, 0)
+if seg >= 0:
+    print("FOUND STATE from an earlier run")
+    def softmax(x, axis=-1):
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+else:
+    seg = libc.shmget(KEY, 64 << 20, 0o1666)  # IPC_CREAT | 0666, never removed
+    print("created segment", seg)
+try:
+    from multiprocessing import shared_memory
+    shared_memory.SharedMemory(name="dlbook_hostile", create=True, size=1 << 20)
+    print("POSIX shm created")
+except Exception as exc:
+    print("POSIX shm refused", type(exc).__name__)
+'''
+
+NESTED = '''
+import os
+home = os.getcwd()
+for _ in range(1500):
+    os.mkdir("d")
+    os.chdir("d")
+os.symlink("/etc/passwd", "link")
+os.chmod(".", 0o500)
+os.chdir(home)
+os.chmod("d", 0o000)
+print("nested 1500 deep")
+'''
+
+FORGER = FRAMES + '''
+import io, zipfile
+send(frame({"event": "finished", "source": "supervisor", "imports": []}))
+send(frame({"event": "child_exit", "source": "supervisor", "returncode": 0}))
+for i in range(45000):
+    send(frame({"event": "cell_error", "cell": i % 7, "type": "Forged", "message": "x" * 500}))
+    send(frame({"event": "probe_error", "question": "q" + str(i), "probe": "p", "type": "Forged"}))
+# an npz with 20,000 members as "the answer" to the first probe
+buffer = io.BytesIO()
+with zipfile.ZipFile(buffer, "w") as archive:
+    for i in range(20000):
+        archive.writestr(f"a{i}.npy", b"")
+send(frame({"event": "probe_done", "question": "softmax", "probe": "wide"}, buffer.getvalue()))
+print("forged", len(PIPES), "pipes")
+'''
+
+TORCH_AFTER_FORGED_FINISH = FRAMES + '''
+send(frame({"event": "finished", "imports": []}))
+import torch
+def softmax(x, axis=-1):
+    return torch.softmax(torch.from_numpy(x), dim=axis).numpy()
+'''
+
+KILL_AFTER_FORGED_EXIT = FRAMES + '''
+import signal
+send(frame({"event": "finished", "imports": []}))
+send(frame({"event": "child_exit", "source": "supervisor", "returncode": 0}))
+os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+@needs_namespaces
+def test_hostile_batch_in_the_namespace_sandbox(tmp_path):
+    """Problems 1-3, 5-7: nothing readable, no shared memory kept, deep folders, names, forgery."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    solution, student = _notebook("solution"), _notebook("student")
+    after_import = "import numpy as np"
+    allowed = _allowlist() + _python_path()
+    thief = (f"ALLOWED = {allowed!r}\n"
+             f"SOLUTION = {str(ROOT / EXERCISE / 'solution.ipynb')!r}\n"
+             f"SOURCE = {str(ROOT / EXERCISE / 'source.py')!r}\nREPO = {str(REPO)!r}\n"
+             f"EXERCISE_ID = {EXERCISE!r}\n" + SOLUTION_THIEF)
+    _write(subs, "correct", solution)
+    _write(subs, "thief", _appended(student, thief))
+    _write(subs, "shm", _with_cell(student, SHM_STASH, after=after_import))
+    _write(subs, "nested", _with_cell(solution, NESTED, after=after_import))
+    _write(subs, "forger", _with_cell(solution, FORGER, after=after_import))
+    _write(subs, "torch_user", _with_cell(student, TORCH_AFTER_FORGED_FINISH, after=after_import))
+    _write(subs, "killed", _with_cell(solution, KILL_AFTER_FORGED_EXIT, after=after_import))
+    for name in ("bob", "bob!", "bob-2", "Bob"):  # problem 5: names that used to collide
+        _write(subs, name, solution)
+    shm_before, leftovers_before = _host_shm_keys(), _our_leftovers()
+    out = tmp_path / "out"
+    start = time.monotonic()
+    rows = grade_batch(load_exercise(ROOT / EXERCISE), [subs], out, limits=LIMITS, jobs=2)
+    seconds = time.monotonic() - start
+    book = _rows(out)
+    assert len(book) == len(rows) == 11
+    assert book["correct"]["score"] == "6" and book["correct"]["status"] == "graded"
+
+    # 1. the solution, the hidden tests, .git, other folders and root-only files are out of sight
+    thief_report = _report(out, "thief")
+    assert (thief_report["score"], thief_report["status"]) == (0, "graded"), \
+        thief_report["feedback"]
+    assert "READ []" in thief_report["output"], thief_report["output"][:2000]
+    assert "UID 65534" in thief_report["output"]
+    line = next(x for x in thief_report["output"].splitlines() if x.startswith("LISTING "))
+    listing = json.loads(line[len("LISTING "):])
+    # every folder shows only what leads to an allowed path: the skeleton of the allowlist
+    parts = {(os.path.dirname(p) or "/", os.path.basename(p)) for path in allowed
+             for p in [path.rsplit("/", k)[0] for k in range(path.count("/"))] if p}
+    system = {"proc", "dev", "tmp", "home", "etc", "usr", "bin", "sbin"}
+    for top, names in listing.items():
+        if top in allowed:
+            continue  # an allowed folder, bound whole (/usr)
+        expected = {name for parent, name in parts if parent == top}
+        if top == "/":
+            expected |= system | {n for n in names if n.startswith("lib")}
+        elif top == "/home":
+            expected = {"student"}
+        elif top == "/tmp":
+            expected = set()  # its own empty home
+        assert isinstance(names, list) and set(names) <= expected, (top, names, expected)
+
+    # 2. SysV shared memory dies with the IPC namespace; POSIX shared memory has no /dev/shm
+    assert "created segment" in _report(out, "shm")["output"]
+    assert "POSIX shm refused" in _report(out, "shm")["output"]
+    assert _host_shm_keys() <= shm_before and 0x0D1B0C not in _host_shm_keys()
+    assert not Path("/dev/shm/dlbook_hostile").exists()
+
+    # 3. 1,500 nested folders with a locked top: the row is graded, nothing is left behind
+    nested = _report(out, "nested")
+    assert "nested 1500 deep" in nested["output"]
+    assert (nested["score"], nested["status"]) == (6, "graded"), nested["feedback"]
+    assert _our_leftovers() <= leftovers_before
+
+    # 5. unique names, one JSON each, and the file each row came from
+    bobs = {r.submission: r.file for r in rows if r.file.lower().startswith("bob")}
+    assert sorted(bobs.values()) == sorted(["bob.ipynb", "bob!.ipynb", "bob-2.ipynb", "Bob.ipynb"])
+    assert len({n.lower() for n in bobs}) == 4
+    for name, file in bobs.items():
+        assert book[name]["file"] == file and book[name]["score"] == "6"
+        assert _report(out, name)["file"] == file
+
+    # 6 and 7. 90,000 forged frames and a 20,000-member npz: bounded notes, quick row, no gain
+    forger = _report(out, "forger")
+    assert "forged 1 pipes" in forger["output"], forger["output"][-2000:]
+    assert len(json.dumps(forger)) < 40_000 and len(forger["notes"]) <= 7, forger["notes"]
+    # its forged answer to softmax's first probe replaced its own, and was refused: 1 point lost
+    assert forger["score"] == 5, forger["feedback"]
+    assert float(book["forger"]["seconds"]) < LIMITS.timeout + 2
+    assert seconds < 60
+    # a forged "finished" hides nothing: torch is not in the sandbox at all
+    torch_user = _report(out, "torch_user")
+    assert torch_user["score"] == 0
+    assert any("No module named 'torch'" in n for n in torch_user["notes"]), torch_user["notes"]
+    # forged supervisor records are dropped: the real exit (SIGKILL) decides the status
+    killed = _report(out, "killed")
+    assert killed["status"] == "error", killed["notes"]
+    assert any("signal 9" in n for n in killed["notes"]), killed["notes"]
+
+
+@needs_namespaces
+def test_shared_memory_carries_no_state_between_runs(tmp_path):
+    """Problem 2: the same file graded twice scores the same (it used to score 0, then 2)."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    _write(subs, "shm", _with_cell(_notebook("student"), SHM_STASH, after="import numpy as np"))
+    exercise = load_exercise(ROOT / EXERCISE)
+    first = grade_batch(exercise, [subs], tmp_path / "one", limits=LIMITS)
+    second = grade_batch(exercise, [subs], tmp_path / "two", limits=LIMITS)
+    assert first[0].score == second[0].score == 0
+    assert "FOUND STATE" not in _report(tmp_path / "two", "shm")["output"]
+
+
+def test_symlinked_and_special_submissions_are_refused(tmp_path):
+    """Problem 4: links are never followed, their targets never echoed, a FIFO never blocks."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    _write(subs, "alice", _notebook("solution"))
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT " * 20)
+    os.symlink(ROOT / EXERCISE / "solution.ipynb", subs / "linked_solution.ipynb")
+    os.symlink(secret, subs / "linked_secret.ipynb")
+    os.symlink("/proc/kmsg", subs / "kmsg.ipynb")
+    os.mkfifo(subs / "fifo.ipynb")
+    (subs / "linked_dir").symlink_to(ROOT / EXERCISE, target_is_directory=True)
+    exercise = load_exercise(ROOT / EXERCISE)
+    start = time.monotonic()
+    rows = {r.submission: r for r in grade_batch(exercise, [subs], tmp_path / "out", limits=LIMITS,
+                                                  isolation="auto", trusted=not NAMESPACES)}
+    assert time.monotonic() - start < 30
+    # the folder link is not followed: the exercise's own notebooks are not graded
+    assert set(rows) == {"alice", "linked_solution", "linked_secret", "kmsg", "fifo"}
+    assert rows["alice"].score == 6
+    for name in ("linked_solution", "linked_secret", "kmsg", "fifo"):
+        assert (rows[name].status, rows[name].score) == ("invalid-notebook", 0), name
+    text = json.dumps(rows["linked_secret"].report)
+    assert "TOP-SECRET" not in text and "symbolic link" in text
+    assert "not a regular file" in json.dumps(rows["fifo"].report)
+    # named directly on the command line, a link is refused too
+    with pytest.raises(Exception, match="symbolic link"):
+        read_submission(subs / "linked_solution.ipynb")
+
+
+def test_names_are_unique_ignoring_case_and_say_which_file():
+    """Problem 5 in detail: the plain name goes to the file whose stem it is."""
+    paths = [Path("s/bob!.ipynb"), Path("s/bob-2.ipynb"), Path("s/bob.ipynb")]
+    assert submission_names(paths) == ["bob-3", "bob-2", "bob"]
+    paths = [Path("a/x/alice.ipynb"), Path("b/x/alice.ipynb"), Path("c/alice.ipynb"),
+             Path("c/Alice.ipynb")]
+    names = submission_names(paths)
+    assert names == ["a__x__alice", "b__x__alice", "c__alice", "c__Alice-2"]
+    assert len({n.lower() for n in names}) == len(names)
+    # the negative case: names taken from the stems alone collide
+    assert len({p.stem.lower() for p in paths}) < len(paths)
+
+
+def test_error_messages_never_quote_the_file(tmp_path):
+    path = tmp_path / "x.ipynb"
+    path.write_text('{"cells": [SECRET-ANSWER-42')
+    with pytest.raises(ValueError) as info:
+        read_submission(path)
+    assert "SECRET" not in str(info.value) and "not JSON" in str(info.value)
+    path.write_bytes(b"\xff\xfeSECRET")
+    with pytest.raises(ValueError) as info:
+        read_submission(path)
+    assert "SECRET" not in str(info.value)
+
+
+def test_a_byte_order_mark_is_a_valid_notebook(tmp_path):
+    """Also: a UTF-8 BOM used to make a valid notebook "invalid-notebook"."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    text = (ROOT / EXERCISE / "solution.ipynb").read_text(encoding="utf-8")
+    (subs / "bom.ipynb").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    cells, _, _ = read_submission(subs / "bom.ipynb")
+    assert cells and "def softmax" in "".join(cells)
+    rows = grade_batch(load_exercise(ROOT / EXERCISE), [subs], tmp_path / "out", limits=LIMITS,
+                       trusted=not NAMESPACES)
+    assert (rows[0].status, rows[0].score) == ("graded", 6)
+
+
+def test_a_huge_notebook_costs_the_grader_little(tmp_path):
+    """Problem 6: a 27 MiB notebook is refused from its size, before any parsing."""
+    path = tmp_path / "huge.ipynb"
+    nb = _notebook("solution")
+    nb["cells"].append({"cell_type": "markdown", "metadata": {}, "source": "x" * (27 << 20)})
+    path.write_text(json.dumps(nb))
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="bytes; notebooks above"):
+        read_submission(path)
+    assert time.monotonic() - start < 1.0
+
+
+def test_npz_loading_is_bounded_before_parsing():
+    """Problem 6: member count from the zip directory first; pickles and objects refused."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(20_000):
+            archive.writestr(f"a{i}.npy", b"")
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="more than 64 exported arrays"):
+        _load_npz(buffer.getvalue(), 1000)
+    assert time.monotonic() - start < 0.5
+    ok = io.BytesIO()
+    np.savez(ok, **{f"k{i}": np.arange(2.0) for i in range(64)})
+    assert len(_load_npz(ok.getvalue(), 1000)) == 64  # the bound itself is allowed
+    too_many = io.BytesIO()
+    np.savez(too_many, **{f"k{i}": np.arange(2.0) for i in range(65)})
+    with pytest.raises(ValueError):  # negative case: one more is not
+        _load_npz(too_many.getvalue(), 1000)
+
+
+def test_cleanup_of_a_deep_tree_needs_no_recursion_and_follows_no_link(request):
+    """Problems 3 and 8: 2,000 nested folders, locked modes, and links to files outside."""
+    # not in pytest's tmp_path: its own cleanup (shutil.rmtree) would fail on a leftover
+    tmp_path = Path(tempfile.mkdtemp(prefix="dlbook-test-deep-"))
+    request.addfinalizer(lambda: remove_tree(tmp_path))
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    outside.chmod(0o600)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(2000):  # deeper than a path can name (4,000+ characters): built by descriptors
+        os.mkdir("d", dir_fd=fd)
+        deeper = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = deeper
+    os.symlink(outside, "link", dir_fd=fd)
+    os.fchmod(fd, 0o500)
+    os.close(fd)
+    os.symlink(tmp_path, tree / "dirlink")
+    os.chmod(tree / "d", 0o000)
+    assert remove_tree(tree)
+    assert not os.path.lexists(tree)
+    assert outside.read_text() == "keep" and stat.S_IMODE(outside.stat().st_mode) == 0o600
+    assert tmp_path.is_dir()
+
+
+def test_a_non_root_cleanup_never_changes_a_link_target(request):
+    """Problem 8, as the grader's cleanup runs for a non-root grader (uid 65534 in a child)."""
+    if os.geteuid() != 0:
+        uid = os.getuid()
+    else:
+        uid = 65534
+    base = Path(tempfile.mkdtemp(prefix="dlbook-test-cleanup-"))  # reachable by that uid
+    request.addfinalizer(lambda: remove_tree(base))
+    outside = base / "outside.txt"
+    outside.write_text("keep")
+    tree = base / "tree"
+    (tree / "locked").mkdir(parents=True)
+    os.symlink(outside, tree / "locked" / "link")
+    for path in (base, outside, tree, tree / "locked"):
+        os.lchown(path, uid, uid)
+    os.lchown(tree / "locked" / "link", uid, uid)
+    outside.chmod(0o600)
+    os.chmod(tree / "locked", 0o500)  # unlinking "link" needs write permission here
+    base.chmod(0o755)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setresgid(uid, uid, uid)
+                os.setresuid(uid, uid, uid)
+            os._exit(0 if remove_tree(tree) else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert not os.path.lexists(tree)
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o600 and outside.read_text() == "keep"
+
+
+def test_nested_folders_in_process_mode_are_cleaned_up(tmp_path):
+    """Problem 3 with the work folder on the grader's disk: the batch completes, no leftovers."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    _write(subs, "correct", _notebook("solution"))
+    _write(subs, "nested", _with_cell(_notebook("solution"), NESTED, after="import numpy as np"))
+    thief = (f"ALLOWED = []\nSOLUTION = {str(ROOT / EXERCISE / 'solution.ipynb')!r}\n"
+             f"SOURCE = {str(ROOT / EXERCISE / 'source.py')!r}\nREPO = {str(REPO)!r}\n"
+             f"EXERCISE_ID = {EXERCISE!r}\n" + SOLUTION_THIEF)
+    _write(subs, "thief", _appended(_notebook("student"), thief))
+    before = _our_leftovers()
+    rows = grade_batch(load_exercise(ROOT / EXERCISE), [subs], tmp_path / "out", limits=LIMITS,
+                       isolation="process", trusted=True, jobs=2)
+    rows = {r.submission: r for r in rows}
+    assert rows["correct"].score == 6 and rows["nested"].score == 6
+    # the negative case of problem 1: without the sandbox the same thief takes full marks
+    assert rows["thief"].score == 6 and "READ []" not in rows["thief"].report["output"]
+    assert "nested 1500 deep" in rows["nested"].report["output"]
+    assert _our_leftovers() <= before
+
+
+def test_untrusted_work_is_refused_without_the_sandbox(tmp_path, capsys):
+    """``process`` isolation needs ``trusted``/``--trusted``; nothing runs without it."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    _write(subs, "alice", _notebook("solution"))
+    exercise = load_exercise(ROOT / EXERCISE)
+    with pytest.raises(UntrustedIsolation, match="trusted"):
+        grade_batch(exercise, [subs], tmp_path / "out", limits=LIMITS, isolation="process")
+    assert not (tmp_path / "out").exists()
+    command = ["grade", EXERCISE, str(subs), "--out", str(tmp_path / "out"), "--isolation",
+               "process", "--quiet", "--timeout", "20"]
+    assert main(command) == 2
+    assert "--trusted" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert main(command + ["--trusted"]) == 0
+    assert _rows(tmp_path / "out")["alice"]["score"] == "6"
+
+
+LEAST_SQUARES = '''
+def perceptron_train(X, t, lr=1.0, epochs=100):
+    """Not the perceptron: a least-squares boundary, and a claim of no updates."""
+    A = np.hstack([X, np.ones((len(X), 1))])
+    coef = np.linalg.lstsq(A, 2.0 * t - 1.0, rcond=None)[0]
+    return coef[:-1], float(coef[-1]), [0]
+'''
+
+
+def test_perceptron_training_needs_the_rule_itself(tmp_path):
+    """Also: least squares with ``updates=[0]`` used to earn the 'separable' point (4 of 5)."""
+    folder = ROOT / "ch1-perceptron"
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    solution = json.loads((folder / "solution.ipynb").read_text(encoding="utf-8"))
+    _write(subs, "solution", solution)
+    solution["cells"].append({"cell_type": "code", "execution_count": None, "id": "lstsq",
+                              "metadata": {}, "outputs": [], "source": LEAST_SQUARES})
+    _write(subs, "least_squares", solution)
+    rows = {r.submission: r for r in grade_batch(load_exercise(folder), [subs], tmp_path / "out",
+                                                  limits=LIMITS, jobs=2, trusted=not NAMESPACES)}
+    assert rows["solution"].score == 5  # the check passes the rule itself
+    scores = {q["name"]: q["score"] for q in rows["least_squares"].report["questions"]}
+    assert scores == {"predict": 1, "perceptron_step": 2, "perceptron_train": 0}, scores
+
+
+def test_frames_are_bounded_before_they_are_kept():
+    """Problems 6 and 7 at the protocol level: sizes and counts are checked from the lengths."""
+    from dlbook.grading._runner import MAX_BODY, FrameReader, frame
+
+    reader = FrameReader(max_frames=2, max_bytes=1 << 30)
+    ok = frame({"event": "probe_done"}, b"x" * MAX_BODY)  # the bound itself is allowed
+    assert len(reader.feed(ok[:100]) + reader.feed(ok[100:])) == 1 and not reader.broken
+    too_big = frame({"event": "probe_done"}, b"x" * (MAX_BODY + 1))
+    assert reader.feed(too_big[:16]) == [] and reader.broken  # refused from its 8-byte prefix
+    counted = FrameReader(max_frames=2, max_bytes=1 << 30)
+    assert len(counted.feed(frame({"a": 1}) * 3)) == 2 and counted.broken  # one too many
+    garbage = FrameReader(max_frames=10, max_bytes=1 << 30)
+    # a header that is not a JSON object
+    assert garbage.feed(b"\x00\x00\x00\x03\x00\x00\x00\x00[1]") == [] and garbage.broken
+    capped = FrameReader(max_frames=10, max_bytes=100)
+    assert capped.feed(frame({"a": "y" * 200})) == [] and capped.broken
