@@ -17,7 +17,7 @@ AXE_STAMP       := _vendor/.axe-core-$(AXE_VERSION)
 # The browser test drives Debian's Chromium; `make test` installs it with apt-get when missing.
 CHROMIUM        ?= /usr/bin/chromium
 
-.PHONY: book test unit nbval nbval-kernels browser chromium lab lock notebooks bench grade clean help
+.PHONY: book test unit nbval nbval-kernels browser chromium lab lock notebooks bench grade release clean help
 
 help:
 	@echo "make book       build the HTML book into _build/html"
@@ -27,7 +27,8 @@ help:
 	@echo "make nbval-kernels  nbval under two CPU kernel choices (run by hand before committing notebooks)"
 	@echo "make lock       regenerate requirements-lock.txt from requirements.in"
 	@echo "make bench      time dlbook's convolution (forward + backward) against PyTorch's, and the grader"
-	@echo "make grade EXERCISE=ch3-conv2d SUBMISSIONS=dir/ [OUT=grading-out] [JOBS=2]"
+	@echo "make grade EXERCISE=ch3-conv2d SUBMISSIONS=dir/ [OUT=grading-out] [JOBS=2] [SECRET=key-file]"
+	@echo "make release DIR=handout   write what students get into a new folder"
 	@echo "                grade a folder of student notebooks (see exercises/README.md)"
 
 $(STAMP): requirements-lock.txt pyproject.toml
@@ -96,11 +97,17 @@ bench: $(STAMP)
 # Grade a folder of submissions: writes $(OUT)/gradebook.csv and one JSON of feedback per notebook.
 OUT  ?= grading-out
 JOBS ?= 2
+SECRET ?=
 grade: $(STAMP)
 	@test -n "$(EXERCISE)" -a -n "$(SUBMISSIONS)" || \
-	  { echo "usage: make grade EXERCISE=<id> SUBMISSIONS=<notebooks or folders> [OUT=grading-out] [JOBS=2]"; \
+	  { echo "usage: make grade EXERCISE=<id> SUBMISSIONS=<notebooks or folders> [OUT=grading-out] [JOBS=2] [SECRET=<key file>]"; \
 	    $(BIN)/dlbook exercises; exit 2; }
-	$(BIN)/dlbook grade $(EXERCISE) $(SUBMISSIONS) --out $(OUT) --jobs $(JOBS)
+	$(BIN)/dlbook grade $(EXERCISE) $(SUBMISSIONS) --out $(OUT) --jobs $(JOBS) $(if $(SECRET),--secret-file $(SECRET))
+
+# The student handout: student notebooks and a README on how to work and hand in, nothing else.
+release: $(STAMP)
+	@test -n "$(DIR)" || { echo "usage: make release DIR=<new folder>"; exit 2; }
+	$(BIN)/dlbook exercises --release $(DIR)
 
 lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
