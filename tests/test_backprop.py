@@ -91,3 +91,26 @@ def test_bad_input(rng):
         bp_learning_rule(two_layer_sigmoid_forward(np.ones(3), np.ones(2), params)[1], eta=0.0)
     with pytest.raises(ValueError, match="m: expected a positive layer size"):
         init_two_layer_sigmoid(3, 0, 2, rng=rng)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_cross_entropy_gradients_match_torch(batch, rng):
+    params = init_two_layer_sigmoid(3, 4, 2, rng=rng)
+    x = rng.standard_normal((5, 3) if batch else 3)
+    d = rng.uniform(0, 1, (5, 2) if batch else 2)
+    E, cache = two_layer_sigmoid_forward(x, d, params, loss="cross_entropy")
+    grads = two_layer_sigmoid_backward(cache)
+    t = {k: torch.from_numpy(v.copy()).requires_grad_(True) for k, v in params.items()}
+    x_t = torch.from_numpy(np.atleast_2d(x).copy()).requires_grad_(True)
+    h_t = torch.sigmoid(x_t @ t["w0"].T + t["b0"] - t["theta0"])
+    o_t = torch.sigmoid(h_t @ t["w1"].T + t["b1"] - t["theta1"])
+    E_t = torch.nn.functional.binary_cross_entropy(o_t, torch.from_numpy(np.atleast_2d(d)), reduction="sum")
+    E_t.backward()
+    np.testing.assert_allclose(E, E_t.item(), rtol=1e-12)
+    for name in PARAM_NAMES:
+        np.testing.assert_allclose(grads[name], t[name].grad.numpy(), rtol=1e-10, atol=1e-12)
+    # The squared-error deltas are not the cross-entropy's: the check can fail.
+    _, squared = two_layer_sigmoid_forward(x, d, params)
+    assert not np.allclose(two_layer_sigmoid_backward(squared)["w1"], t["w1"].grad.numpy())
+    with pytest.raises(ValueError, match="loss"):
+        two_layer_sigmoid_forward(x, d, params, loss="hinge")

@@ -62,17 +62,23 @@ def _check_params(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return p
 
 
-def two_layer_sigmoid_forward(x: np.ndarray, d: np.ndarray, params: dict[str, np.ndarray]):
-    """Forward pass (5-2), (5-3) and the squared error (5-4).
+def two_layer_sigmoid_forward(x: np.ndarray, d: np.ndarray, params: dict[str, np.ndarray],
+                              loss: str = "squared"):
+    """Forward pass (5-2), (5-3) and the squared error (5-4), or the cross-entropy.
 
     Args:
         x: (n,) one sample or (N, n) samples as rows.
         d: desired outputs, (l,) or (N, l), matching ``x``.
         params: ``w0`` (m, n), ``b0`` (m,), ``theta0`` (m,), ``w1`` (l, m), ``b1`` (l,), ``theta1`` (l,).
+        loss: ``"squared"``, E = 1/2 sum (d_k - o_k)^2, or ``"cross_entropy"``,
+            E = -sum [d_k ln o_k + (1 - d_k) ln(1 - o_k)] (targets in [0, 1]), both summed over
+            samples and output units.
     Returns:
-        ``(E, cache)``: E = 1/2 sum over samples and output units of (d_k - o_k)^2, a float;
-        the cache holds x, d, h, o (as (N, .) arrays) and the parameters.
+        ``(E, cache)``: E a float; the cache holds x, d, h, o (as (N, .) arrays), the loss and
+        the parameters.
     """
+    if loss not in ("squared", "cross_entropy"):
+        raise ValueError(f"loss: expected 'squared' or 'cross_entropy', got {loss!r}")
     p = _check_params(params)
     m, n = p["w0"].shape
     l = p["w1"].shape[0]  # noqa: E741
@@ -88,18 +94,27 @@ def two_layer_sigmoid_forward(x: np.ndarray, d: np.ndarray, params: dict[str, np
     h = sigmoid(net0 - p["theta0"])          # (N, m)
     net1 = h @ p["w1"].T + p["b1"]           # (N, l)
     o = sigmoid(net1 - p["theta1"])          # (N, l)
-    E = 0.5 * float(np.sum((d2 - o) ** 2))
-    return E, {"x": x2, "d": d2, "h": h, "o": o, "params": p, "single": single}
+    if loss == "squared":
+        E = 0.5 * float(np.sum((d2 - o) ** 2))
+    else:
+        E = -float(np.sum(d2 * np.log(o) + (1.0 - d2) * np.log1p(-o)))
+    return E, {"x": x2, "d": d2, "h": h, "o": o, "params": p, "single": single, "loss": loss}
 
 
 def two_layer_sigmoid_deltas(cache) -> tuple[np.ndarray, np.ndarray]:
     """The error signals delta_o = -dE/dnet1 (5-16) and delta_y = -dE/dnet0 (5-17, corrected).
 
+    With the cross-entropy loss delta_o = d - o: the sigmoid's derivative o (1 - o) cancels
+    against the loss's 1 / (o (1 - o)).
+
     Returns:
         ``(delta_o, delta_y)`` of shapes (N, l) and (N, m) ((l,) and (m,) for a single sample).
     """
     d, h, o, p = cache["d"], cache["h"], cache["o"], cache["params"]
-    delta_o = (d - o) * o * (1.0 - o)                    # (N, l), (5-16)
+    if cache.get("loss", "squared") == "squared":
+        delta_o = (d - o) * o * (1.0 - o)                # (N, l), (5-16)
+    else:
+        delta_o = d - o                                  # (N, l), cross-entropy
     delta_y = (delta_o @ p["w1"]) * h * (1.0 - h)        # (N, m): sum_k delta_o_k w1_kj, (5-17)
     if cache["single"]:
         return delta_o[0], delta_y[0]
