@@ -120,3 +120,30 @@ def test_bad_input(rng):
     with pytest.raises(ValueError, match="epochs"):
         minibatch_descent(least_squares_grad, [0.0, 0.0], np.ones(4), np.ones(4), lr=0.1, epochs=0, batch_size=2,
                           rng=rng)
+
+
+@pytest.mark.parametrize("momentum, nesterov", [(0.5, False), (0.9, False), (0.5, True), (0.9, True)])
+def test_momentum_descent_matches_torch_sgd(momentum, nesterov):
+    f = Quadratic(np.array([[3.0, 1.0], [1.0, 20.0]]), center=np.array([0.5, -1.0]))
+    path = gradient_descent(f.grad, [2.0, 1.0], lr=0.05, steps=12, momentum=momentum, nesterov=nesterov)
+    point = torch.tensor([2.0, 1.0], requires_grad=True)
+    opt = torch.optim.SGD([point], lr=0.05, momentum=momentum, nesterov=nesterov)
+    hessian, center = torch.from_numpy(f.hessian), torch.tensor([0.5, -1.0])
+    expected = [point.detach().clone()]
+    for _ in range(12):
+        opt.zero_grad()
+        (0.5 * (point - center) @ hessian @ (point - center)).backward()
+        opt.step()
+        expected.append(point.detach().clone())
+    np.testing.assert_allclose(path, torch.stack(expected).numpy(), rtol=1e-12, atol=1e-12)
+    # The other variant differs: the comparison can fail.
+    other = gradient_descent(f.grad, [2.0, 1.0], lr=0.05, steps=12, momentum=momentum, nesterov=not nesterov)
+    assert not np.allclose(other, path)
+
+
+def test_momentum_arguments():
+    f = Quadratic(np.diag([2.0, 20.0]))
+    with pytest.raises(ValueError, match="momentum"):
+        gradient_descent(f.grad, [1.0, 1.0], lr=0.1, steps=3, momentum=1.0)
+    with pytest.raises(ValueError, match="nesterov"):
+        gradient_descent(f.grad, [1.0, 1.0], lr=0.1, steps=3, nesterov=True)

@@ -71,26 +71,41 @@ class Quadratic:
 
 
 def gradient_descent(grad_fn: Callable[[np.ndarray], np.ndarray], x0: np.ndarray, *, lr: float,
-                     steps: int) -> np.ndarray:
-    """Run x_{t+1} = x_t - lr * grad_fn(x_t) for ``steps`` steps (B.2).
+                     steps: int, momentum: float = 0.0, nesterov: bool = False) -> np.ndarray:
+    """Run x_{t+1} = x_t - lr * grad_fn(x_t) for ``steps`` steps (B.2), optionally with momentum.
+
+    With ``momentum`` mu > 0 a velocity accumulates the gradients, v_t = mu v_{t-1} + g_t
+    (v_0 = g_0), and the step is x_{t+1} = x_t - lr v_t (the heavy ball, in PyTorch's form;
+    other texts scale v by lr, the same method with constant lr). With ``nesterov`` the step
+    is x_{t+1} = x_t - lr (g_t + mu v_t): the gradient plus the velocity it is about to add, the
+    look-ahead of Nesterov's method written at the current point, as ``torch.optim.SGD``.
 
     Args:
         grad_fn: maps a (D,) point to its (D,) gradient.
         x0: (D,) start.
     Returns:
-        (steps + 1, D) trajectory, starting with ``x0``. Matches ``torch.optim.SGD(lr=lr)``.
+        (steps + 1, D) trajectory, starting with ``x0``. Matches
+        ``torch.optim.SGD(lr=lr, momentum=momentum, nesterov=nesterov)``.
     """
     if not lr > 0:
         raise ValueError(f"lr: expected a positive step size, got {lr!r}")
     if steps < 0:
         raise ValueError(f"steps: expected >= 0, got {steps}")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum: expected a value in [0, 1), got {momentum!r}")
+    if nesterov and momentum == 0:
+        raise ValueError("nesterov: needs a momentum > 0")
     x = as_array(x0, "x0").astype(np.float64, copy=True)
     if x.ndim != 1:
         raise ValueError(f"x0: expected a (D,) vector, got shape {x.shape}")
     path = [x.copy()]
+    v = None
     for _ in range(steps):
         g = as_array(grad_fn(x), "grad_fn(x)")
         check_shape(g, x.shape, "grad_fn(x)")
+        if momentum:
+            v = g.copy() if v is None else momentum * v + g
+            g = g + momentum * v if nesterov else v
         x = x - lr * g
         path.append(x.copy())
     return np.array(path)
