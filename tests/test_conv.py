@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dlbook._parallel as dlbook_parallel
-import dlbook.conv as conv_module
+import dlbook._conv_fast as conv_fast
 from conftest import TIGHT, torch_forward_backward
-from dlbook.conv import (Conv2d, col2im, conv2d_backward, conv2d_backward_naive, conv2d_forward,
-                         conv2d_forward_naive, conv_output_size, im2col)
+from dlbook.conv import (Conv2d, col2im, conv2d_backward, conv2d_backward_im2col, conv2d_backward_naive,
+                         conv2d_forward, conv2d_forward_im2col, conv2d_forward_naive, conv_output_size, im2col)
 from dlbook.gradcheck import GradientCheckError, check_gradients, check_module_gradients
 
 # The sources' example (seed 000 Fig 2-6, seed 002 §2.1.1, seed 004): a 5x5 binary image and the
@@ -53,33 +53,34 @@ def torch_conv(stride, padding):
 
 
 def run_all(x, w, b, stride, padding, dout):
-    """out and (dx, dw, db) from the naive pair, the fast pair and torch."""
+    """out and (dx, dw, db) from the naive pair, the im2col pair, the tuned pair and torch."""
     naive_out, naive_cache = conv2d_forward_naive(x, w, b, stride, padding)
+    im2col_out, im2col_cache = conv2d_forward_im2col(x, w, b, stride, padding)
     fast_out, fast_cache = conv2d_forward(x, w, b, stride, padding)
     inputs = {"x": x, "w": w} | ({"b": b} if b is not None else {})
     ref_out, ref = torch_forward_backward(torch_conv(stride, padding), inputs, dout)
     return ((naive_out, conv2d_backward_naive(dout, naive_cache)),
+            (im2col_out, conv2d_backward_im2col(dout, im2col_cache)),
             (fast_out, conv2d_backward(dout, fast_cache)),
             (ref_out, (ref["x"], ref["w"], ref.get("b"))))
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, bias", CASES)
-def test_naive_equals_fast_equals_torch(x_shape, w_shape, stride, padding, bias, rng):
+def test_naive_equals_im2col_equals_fast_equals_torch(x_shape, w_shape, stride, padding, bias, rng):
     x = rng.standard_normal(x_shape)
     w = rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0]) if bias else None
     out_shape = conv2d_forward(x, w, b, stride, padding)[0].shape
     dout = rng.standard_normal(out_shape)  # random: a ones-gradient would hide transposes
-    (n_out, n_grads), (f_out, f_grads), (t_out, t_grads) = run_all(x, w, b, stride, padding, dout)
-    np.testing.assert_allclose(n_out, t_out, **TIGHT)
-    np.testing.assert_allclose(f_out, t_out, **TIGHT)
-    for name, naive, fast, ref in zip("x w b".split(), n_grads, f_grads, t_grads):
-        if ref is None:
-            assert naive is None and fast is None, name
-            continue
-        assert naive.shape == fast.shape == ref.shape, name
-        np.testing.assert_allclose(naive, ref, **TIGHT, err_msg=f"naive d{name}")
-        np.testing.assert_allclose(fast, ref, **TIGHT, err_msg=f"fast d{name}")
+    *ours, (t_out, t_grads) = run_all(x, w, b, stride, padding, dout)
+    for kind, (out, grads) in zip(("naive", "im2col", "tuned"), ours):
+        np.testing.assert_allclose(out, t_out, **TIGHT, err_msg=f"{kind} out")
+        for name, grad, ref in zip("x w b".split(), grads, t_grads):
+            if ref is None:
+                assert grad is None, (kind, name)
+                continue
+            assert grad.shape == ref.shape, (kind, name)
+            np.testing.assert_allclose(grad, ref, **TIGHT, err_msg=f"{kind} d{name}")
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)
@@ -96,6 +97,13 @@ def test_random_shapes_fast_equals_torch(n, c, f, h, w, kh, kw, sh, sw, ph, pw, 
     dx, dw, db = conv2d_backward(dout, cache)
     inputs = {"x": x, "w": wt} | ({"b": b} if bias else {})
     ref_out, ref = torch_forward_backward(torch_conv((sh, sw), (ph, pw)), inputs, dout)
+    # the printed im2col version equals the tuned one on every shape
+    im2col_out, im2col_cache = conv2d_forward_im2col(x, wt, b, (sh, sw), (ph, pw))
+    for tuned, printed in zip((out, dx, dw, db), (im2col_out, *conv2d_backward_im2col(dout, im2col_cache))):
+        if tuned is None:
+            assert printed is None
+        else:
+            np.testing.assert_allclose(printed, tuned, **TIGHT)
     np.testing.assert_allclose(out, ref_out, **TIGHT)
     np.testing.assert_allclose(dx, ref["x"], **TIGHT)
     np.testing.assert_allclose(dw, ref["w"], **TIGHT)
@@ -110,7 +118,7 @@ def test_groups_of_images_give_the_same_result(rng, monkeypatch):
     for stride, padding in ((1, 1), (2, 1)):
         results = []
         for chunk_bytes in (1, 2**30):
-            monkeypatch.setattr(conv_module, "_CHUNK_BYTES", chunk_bytes)
+            monkeypatch.setattr(conv_fast, "_CHUNK_BYTES", chunk_bytes)
             out, cache = conv2d_forward(x, w, b, stride, padding)
             dout = np.linspace(-1, 1, out.size).reshape(out.shape)
             results.append((out,) + conv2d_backward(dout, cache))
@@ -125,7 +133,7 @@ def test_threads_give_the_same_result_as_one_thread_and_torch(stride, padding, b
     # has, one image per group): the same numbers as one thread, and as torch, in float64.
     x, w = rng.standard_normal((7, 3, 6, 5)), rng.standard_normal((4, 3, 3, 2))
     b = rng.standard_normal(4) if bias else None
-    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv_fast, "_CHUNK_BYTES", 1)
     monkeypatch.setattr(dlbook_parallel, "MIN_WORK", 0)
     results = {}
     for threads in (1, 3):
