@@ -1,4 +1,5 @@
-"""Backpropagation by hand for the two-layer sigmoid network of seed 001, section 5.2.4.
+"""Backpropagation by hand for the two-layer sigmoid network of the deep-learning
+textbook chapter, section 5.2.4.
 
 The network and its notation follow the source (Fig. 5-7): n inputs x_i, m hidden units h_j,
 l outputs o_k, sigmoid f everywhere, a bias b and a threshold theta per unit::

@@ -1,6 +1,6 @@
 """Gradient descent on explicit functions of a few parameters: the update rule and its trajectories.
 
-The update (seed 003 appendix B, (B.2)) is
+The update (Wei 2017, appendix B, (B.2)) is
 
     x_{t+1} = x_t - gamma * grad f(x_t),
 
@@ -129,8 +129,9 @@ def _design(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray
 def least_squares_loss(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
     """J(theta) = 1/(2m) sum_i (h_theta(x_i) - y_i)^2 with h_theta(x) = theta_0 + sum_j theta_j x_j.
 
-    This is seed 001's (5-28) as it should read (the printed formula puts y inside h), with the
-    usual 1/m so that the step size does not depend on how many samples a batch holds.
+    This is the deep-learning textbook chapter's (5-28) as it should read (the printed formula
+    puts y inside h), with the usual 1/m so that the step size does not depend on how many
+    samples a batch holds.
 
     Args:
         theta: (n + 1,) parameters, intercept first.

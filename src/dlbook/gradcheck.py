@@ -172,7 +172,7 @@ def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: 
 
     Row r, column c holds d vec(f(x))_r / d vec(x)_c, where ``vec`` flattens in ``order``:
     ``"C"`` (row-major, numpy's and torch's ``reshape(-1)``) or ``"F"`` (column-major, the
-    ``vec()`` of matrix calculus texts, seed 003 appendix A).
+    ``vec()`` of matrix calculus texts, Wei 2017, appendix A).
 
     Args:
         f: function of ``x`` returning an array; called 2 * x.size times.

@@ -26,8 +26,9 @@ __all__ = ["unit_step", "perceptron_predict", "perceptron_rule", "hebb_rule", "d
 def unit_step(x: np.ndarray) -> np.ndarray:
     """The unit (Heaviside) step: 1 where x >= 0, else 0, as float.
 
-    Seed 001 (5-23) calls this function the "sign" activation, but the sign function takes the
-    values -1, 0, +1 (``np.sign``); a threshold unit with outputs {0, 1} uses the step.
+    The deep-learning textbook chapter's (5-23) calls this function the "sign" activation, but
+    the sign function takes the values -1, 0, +1 (``np.sign``); a threshold unit with outputs
+    {0, 1} uses the step.
     """
     x = as_array(x, "x")
     return (x >= 0).astype(x.dtype)

@@ -5,10 +5,11 @@ A regularised cost adds a penalty on the weights to the data cost C0:
     L1:  C = C0 + lam * sum |w|          dC/dw = dC0/dw + lam * sgn(w)
     L2:  C = C0 + (lam / 2) * sum w^2    dC/dw = dC0/dw + lam * w
 
-Here ``lam`` is the whole coefficient in front of the sum. Seed 000 writes the penalties as
-(lambda / n) sum |w| and (lambda / 2n) sum w^2 with n the number of training samples, so its
-lambda / n is this module's ``lam``. A descent step moves *against* the gradient, which is what
-makes both penalties shrink the weights (see :func:`regularized_sgd_step`).
+Here ``lam`` is the whole coefficient in front of the sum. The CNN textbook chapter writes the
+penalties as (lambda / n) sum |w| and (lambda / 2n) sum w^2 with n the number of training
+samples, so its lambda / n is this module's ``lam``. A descent step moves *against* the
+gradient, which is what makes both penalties shrink the weights (see
+:func:`regularized_sgd_step`).
 
 The elastic net (Zou & Hastie, 2005) adds both penalties. A max-norm constraint (Srebro &
 Shraibman, 2005; used with dropout by Srivastava et al., 2014) does not add to the cost: after
@@ -32,7 +33,7 @@ def _check_strength(lam: float, name: str = "lam") -> float:
 
 
 def l1_penalty(w: np.ndarray, lam: float) -> float:
-    """L1 penalty, lam * sum_i |w_i| (seed 000 (2-13) with lam = lambda / n).
+    """L1 penalty, lam * sum_i |w_i| (the CNN textbook chapter's (2-13) with lam = lambda / n).
 
     Args:
         w: weights, any shape.
@@ -50,14 +51,15 @@ def l1_penalty_grad(w: np.ndarray, lam: float) -> np.ndarray:
     Args:
         w: weights, any shape.
     Returns:
-        Array with the shape of ``w`` (seed 000 (2-14), penalty part).
+        Array with the shape of ``w`` (the CNN textbook chapter's (2-14),
+        penalty part).
     """
     w = as_array(w, "w")
     return _check_strength(lam) * np.sign(w)
 
 
 def l2_penalty(w: np.ndarray, lam: float) -> float:
-    """L2 penalty, (lam / 2) * sum_i w_i^2 (seed 000 (2-16) with lam = lambda / n).
+    """L2 penalty, (lam / 2) * sum_i w_i^2 (the CNN textbook chapter's (2-16), lam = lambda / n).
 
     The 1/2 cancels the 2 of the derivative. Matches ``lam / 2 * (w ** 2).sum()``.
     """
@@ -79,14 +81,15 @@ def regularized_sgd_step(w: np.ndarray, grad: np.ndarray, *, lr: float, l1: floa
            = (1 - lr l2) w - lr l1 sgn(w) - lr dC0/dw
 
     so the L2 term multiplies w by the decay factor 1 - lr l2 and the L1 term moves every
-    non-zero weight by lr l1 towards zero. Seed 000 prints both updates, (2-15) and (2-17),
-    with "+" signs, which is gradient ascent: the weights would grow.
+    non-zero weight by lr l1 towards zero. The CNN textbook chapter prints both updates, (2-15)
+    and (2-17), with "+" signs, which is gradient ascent: the weights would grow.
 
     Args:
         w: current weights, any shape.
         grad: dC0/dw, the gradient of the data cost, same shape.
         lr: learning rate (eta) > 0.
-        l1, l2: penalty coefficients >= 0 (lambda / n in seed 000's notation).
+        l1, l2: penalty coefficients >= 0 (lambda / n in the CNN textbook chapter's
+            notation).
     Returns:
         The updated weights (``w`` is not modified). With ``l1 = 0`` this is exactly
         ``torch.optim.SGD(lr=lr, weight_decay=l2)``.

@@ -1,6 +1,6 @@
 """A container that chains layers: the forward pass runs them in order, the backward pass in reverse.
 
-This is the layered form of backpropagation (Algorithm 1 of seed 003, Wei 2017): the
+This is the layered form of backpropagation (Algorithm 1 of Wei 2017): the
 forward pass stores what each layer needs; the backward pass hands each layer the gradient of
 the loss with respect to its output, ``dL/dx^{i+1}``, and receives ``dL/dx^i`` for the layer
 before it, while the layer fills its own ``grads`` with ``dL/dw^i`` on the way.
@@ -48,7 +48,7 @@ class Sequential(Module):
         """Backpropagate ``dout`` = dL/d(output) through the layers in reverse; return dL/d(input).
 
         Each layer's ``backward`` turns dL/dx^{i+1} into dL/dx^i and stores dL/dw^i in its
-        ``grads`` (the two derivatives every layer owes, (1.7) and (1.8) of seed 003).
+        ``grads`` (the two derivatives every layer owes, (1.7) and (1.8) of Wei 2017).
         """
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
