@@ -263,3 +263,40 @@ def test_class_bad_arguments_raise(rng):
     model(np.zeros((2, 5, 3)))
     with pytest.raises(ValueError, match="dc_n"):
         model.backward(np.zeros((2, 5, 4)), None, np.zeros((2, 5, 4)))
+
+
+def test_fast_threads_equal_one_thread_and_readable(rng, monkeypatch):
+    # The batch shared out between worker threads (three here, whatever the machine has, in
+    # uneven parts): the same numbers as one thread and as the readable functions, in float64.
+    from dlbook import _parallel
+
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 16, 5, 8, 128)  # enough work to split
+    results = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(_parallel, "available_threads", lambda threads=threads: threads)
+        out, finals, cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
+        results[threads] = (out, *finals, *_lstm_fast.lstm_backward(dout, cache, dh_n, dc_n))
+    out, finals, cache = lstm_forward(x, h0, c0, *weights)
+    readable = (out, *finals, *lstm_backward(dout, cache, dh_n, dc_n))
+    for one, three, ref in zip(results[1], results[3], readable):
+        np.testing.assert_allclose(three, one, **TIGHT)
+        np.testing.assert_allclose(three, ref, **TIGHT)
+
+
+def test_benchmark_script_runs_in_quick_mode():
+    import importlib.util
+    import io
+    from contextlib import redirect_stdout
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lstm.py"
+    spec = importlib.util.spec_from_file_location("bench_lstm", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert bench.main(["--quick", "--shape", "3,2,4,5", "--shape", "1,1,2,3"]) == 0
+    text = buffer.getvalue()
+    assert "torch threads:" in text and "numpy" in text
+    for shape in ((3, 2, 4, 5), (1, 1, 2, 3)):
+        assert f"{shape}: dlbook fwd+bwd is" in text

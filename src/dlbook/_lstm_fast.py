@@ -18,44 +18,35 @@ float32 rounding). What it does differently, and why:
   pre-activation gradients dA_t, and dh_{t-1} = dA_t W_hh.
 * dW_ih, dW_hh, the bias gradient and dx are each one product (or sum) over all T*N rows after
   the loop.
+* The sequences of a batch never meet inside the layer, so the time loops (forward and
+  backward) run on parts of the batch in worker threads, one per core, each with
+  single-threaded BLAS (:mod:`dlbook._parallel`); the large products before and after the
+  loops are shared out by rows of the (T*N, .) matrices the same way, the weight gradients
+  as a sum of per-part products. Measured on a busy two-core machine, OpenBLAS's own two
+  threads made the small per-step products several times slower than one thread each.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from dlbook import _parallel
 from dlbook._recurrent import check_cell_args, check_upstream
 from dlbook._validate import as_array, check_shape
 
 
-def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
-    """Same arguments and results as :func:`dlbook.lstm.lstm_forward` (its own cache)."""
-    x, states, weight_ih, weight_hh, bias_ih, bias_hh, hidden = check_cell_args(
-        x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih, bias_hh, gates=4, sequence=True)
-    h0, c0 = states["h0"], states["c0"]
-    dtype = np.result_type(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
-    steps, batch, features = x.shape
-    hid = hidden
-    scale = np.full(4 * hidden, 0.5, dtype=dtype)  # per gate column, gate order i, f, g, o
-    scale[2 * hid:3 * hid] = 1.0  # g is a tanh
-    shift = scale.copy()
-    shift[2 * hid:3 * hid] = 0.0
-    w_ih = weight_ih.astype(dtype, copy=False)  # (4H, D), kept for dx
-    w_hh = weight_hh.astype(dtype, copy=False)  # (4H, H), kept for dh
-    w_ih_fwd = np.ascontiguousarray((w_ih * scale[:, None]).T)  # (D, 4H)
-    w_hh_fwd = np.ascontiguousarray((w_hh * scale[:, None]).T)  # (H, 4H)
-    bias = ((bias_ih + bias_hh) * scale).astype(dtype, copy=False)
+def _run_on_parts(fn, n: int, work: float) -> list:
+    """``fn(n0, n1)`` over consecutive parts of ``range(n)``, one part per available thread."""
+    threads = _parallel.available_threads()
+    return _parallel.run_parts(fn, n, -(-n // threads), work)
 
-    x2d = np.ascontiguousarray(x.reshape(steps * batch, features), dtype=dtype)  # (T*N, D)
-    gates = np.empty((steps, batch, 4 * hidden), dtype=dtype)
-    np.matmul(x2d, w_ih_fwd, out=gates.reshape(steps * batch, 4 * hidden))
-    gates += bias
-    hs = np.empty((steps + 1, batch, hidden), dtype=dtype)  # h_0..h_T
-    cs = np.empty((steps + 1, batch, hidden), dtype=dtype)  # c_0..c_T
-    tanh_c = np.empty((steps, batch, hidden), dtype=dtype)
-    hs[0], cs[0] = h0, c0
-    rec = np.empty((batch, 4 * hidden), dtype=dtype)
-    ig = np.empty((batch, hidden), dtype=dtype)
+
+def _forward_loop(gates, hs, cs, tanh_c, w_hh_fwd, scale, shift) -> None:
+    """The time loop over one part of the batch (all arrays are that part's views)."""
+    steps, batch, hidden = tanh_c.shape
+    hid = hidden
+    rec = np.empty((batch, 4 * hidden), dtype=gates.dtype)
+    ig = np.empty((batch, hidden), dtype=gates.dtype)
     for t in range(steps):
         gt = gates[t]
         np.matmul(hs[t], w_hh_fwd, out=rec)
@@ -69,22 +60,53 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
         cs[t + 1] += ig
         np.tanh(cs[t + 1], out=tanh_c[t])
         np.multiply(o, tanh_c[t], out=hs[t + 1])
+
+
+def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
+    """Same arguments and results as :func:`dlbook.lstm.lstm_forward` (its own cache)."""
+    x, states, weight_ih, weight_hh, bias_ih, bias_hh, hidden = check_cell_args(
+        x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih, bias_hh, gates=4, sequence=True)
+    h0, c0 = states["h0"], states["c0"]
+    dtype = np.result_type(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
+    steps, batch, features = x.shape
+    scale = np.full(4 * hidden, 0.5, dtype=dtype)  # per gate column, gate order i, f, g, o
+    scale[2 * hidden:3 * hidden] = 1.0  # g is a tanh
+    shift = scale.copy()
+    shift[2 * hidden:3 * hidden] = 0.0
+    w_ih = weight_ih.astype(dtype, copy=False)  # (4H, D), kept for dx
+    w_hh = weight_hh.astype(dtype, copy=False)  # (4H, H), kept for dh
+    w_ih_fwd = np.ascontiguousarray((w_ih * scale[:, None]).T)  # (D, 4H)
+    w_hh_fwd = np.ascontiguousarray((w_hh * scale[:, None]).T)  # (H, 4H)
+    bias = ((bias_ih + bias_hh) * scale).astype(dtype, copy=False)
+
+    x2d = np.ascontiguousarray(x.reshape(steps * batch, features), dtype=dtype)  # (T*N, D)
+    gates = np.empty((steps, batch, 4 * hidden), dtype=dtype)
+    gates2d = gates.reshape(steps * batch, 4 * hidden)
+
+    def project(r0: int, r1: int) -> None:  # rows r0..r1 of the input projection
+        np.matmul(x2d[r0:r1], w_ih_fwd, out=gates2d[r0:r1])
+        gates2d[r0:r1] += bias
+
+    _run_on_parts(project, steps * batch, steps * batch * 4 * hidden * features)
+    hs = np.empty((steps + 1, batch, hidden), dtype=dtype)  # h_0..h_T
+    cs = np.empty((steps + 1, batch, hidden), dtype=dtype)  # c_0..c_T
+    tanh_c = np.empty((steps, batch, hidden), dtype=dtype)
+    hs[0], cs[0] = h0, c0
+
+    def part(n0: int, n1: int) -> None:
+        _forward_loop(gates[:, n0:n1], hs[:, n0:n1], cs[:, n0:n1], tanh_c[:, n0:n1], w_hh_fwd,
+                      scale, shift)
+
+    _run_on_parts(part, batch, steps * batch * 4 * hidden * hidden)
     cache = (x2d, x.shape, w_ih, w_hh, gates, hs, cs, tanh_c)
     # Copies: the caller may change what it gets without touching the cache.
     return hs[1:].copy(), (hs[steps].copy(), cs[steps].copy()), cache
 
 
-def lstm_backward(dout, cache, dh_n=None, dc_n=None):
-    """Same arguments and results as :func:`dlbook.lstm.lstm_backward`, for this module's cache."""
-    x2d, x_shape, w_ih, w_hh, gates, hs, cs, tanh_c = cache
+def _backward_loop(dout, dh, dc, gates, cs, tanh_c, dgates, w_hh) -> None:
+    """The time loop over one part of the batch; ``dh``, ``dc`` are updated in place."""
     steps, batch, hidden = tanh_c.shape
-    hid = hidden
-    dout = as_array(dout, "dout")
-    check_shape(dout, (steps, batch, hidden), "dout")
-    dtype = np.result_type(dout, gates)
-    dh = check_upstream(dh_n, (batch, hidden), "dh_n", dtype).astype(dtype, copy=True)
-    dc = check_upstream(dc_n, (batch, hidden), "dc_n", dtype).astype(dtype, copy=True)
-
+    dtype = dgates.dtype
     # Local factors for all steps at once: dA_{i,f,g} = dc * factor[..., :3], dA_o = dh * [..., 3].
     gates4 = gates.reshape(steps, batch, 4, hidden)
     i, f, g, o = gates4[:, :, 0], gates4[:, :, 1], gates4[:, :, 2], gates4[:, :, 3]
@@ -101,11 +123,10 @@ def lstm_backward(dout, cache, dh_n=None, dc_n=None):
     np.subtract(1, o, out=factor[:, :, 3])
     factor[:, :, 3] *= o
     factor[:, :, 3] *= tanh_c  # tanh(c) o (1 - o)
-    to_c = np.multiply(tanh_c, tanh_c)
+    to_c = np.multiply(tanh_c, tanh_c, dtype=dtype)
     np.subtract(1, to_c, out=to_c)
     to_c *= o  # o (1 - tanh(c)^2): how dh reaches dc
 
-    dgates = np.empty((steps, batch, 4, hidden), dtype=dtype)  # dL/d(pre-activation)
     dh_t = np.empty((batch, hidden), dtype=dtype)
     tmp = np.empty((batch, hidden), dtype=dtype)
     for t in reversed(range(steps)):
@@ -116,9 +137,34 @@ def lstm_backward(dout, cache, dh_n=None, dc_n=None):
         np.multiply(dh_t, factor[t, :, 3], out=dgates[t, :, 3])  # o
         dc *= f[t]  # dc_prev = dc * f
         np.matmul(dgates[t].reshape(batch, 4 * hidden), w_hh, out=dh)  # dh_prev = dA W_hh
+
+
+def lstm_backward(dout, cache, dh_n=None, dc_n=None):
+    """Same arguments and results as :func:`dlbook.lstm.lstm_backward`, for this module's cache."""
+    x2d, x_shape, w_ih, w_hh, gates, hs, cs, tanh_c = cache
+    steps, batch, hidden = tanh_c.shape
+    dout = as_array(dout, "dout")
+    check_shape(dout, (steps, batch, hidden), "dout")
+    dtype = np.result_type(dout, gates)
+    dh = check_upstream(dh_n, (batch, hidden), "dh_n", dtype).astype(dtype, copy=True)
+    dc = check_upstream(dc_n, (batch, hidden), "dc_n", dtype).astype(dtype, copy=True)
+    dgates = np.empty((steps, batch, 4, hidden), dtype=dtype)  # dL/d(pre-activation)
+
+    def part(n0: int, n1: int) -> None:
+        _backward_loop(dout[:, n0:n1], dh[n0:n1], dc[n0:n1], gates[:, n0:n1], cs[:, n0:n1],
+                       tanh_c[:, n0:n1], dgates[:, n0:n1], w_hh)
+
+    _run_on_parts(part, batch, steps * batch * 4 * hidden * hidden)
     dgates2d = dgates.reshape(steps * batch, 4 * hidden)
-    dx = (dgates2d @ w_ih).reshape(x_shape)  # (T, N, D)
-    dweight_ih = dgates2d.T @ x2d  # (4H, D)
-    dweight_hh = dgates2d.T @ hs[:-1].reshape(steps * batch, hidden)  # (4H, H)
-    dbias = dgates2d.sum(axis=0)
-    return dx, dh, dc, dweight_ih, dweight_hh, dbias, dbias.copy()
+    h_prev2d = hs[:-1].reshape(steps * batch, hidden)
+    dx2d = np.empty((steps * batch, x2d.shape[1]), dtype=dtype)
+
+    def products(r0: int, r1: int):  # rows r0..r1 of dx, and their share of the weight sums
+        np.matmul(dgates2d[r0:r1], w_ih, out=dx2d[r0:r1])
+        return (dgates2d[r0:r1].T @ x2d[r0:r1], dgates2d[r0:r1].T @ h_prev2d[r0:r1],
+                dgates2d[r0:r1].sum(axis=0))
+
+    shares = _run_on_parts(products, steps * batch,
+                           steps * batch * 4 * hidden * (2 * x2d.shape[1] + hidden))
+    dweight_ih, dweight_hh, dbias = (sum(share[k] for share in shares) for k in range(3))
+    return dx2d.reshape(x_shape), dh, dc, dweight_ih, dweight_hh, dbias, dbias.copy()
