@@ -28,11 +28,34 @@ float32 rounding). What it does differently, and why:
 
 from __future__ import annotations
 
+import math
+import threading
+
 import numpy as np
 
 from dlbook import _parallel
 from dlbook._recurrent import check_cell_args, check_upstream
 from dlbook._validate import as_array, check_shape
+
+
+# Scratch arrays of the backward pass, kept per thread and reused from call to call: fresh
+# memory of a few MB costs a page fault per 4 kB page on first touch. Nothing that a function
+# returns or caches lives here; an array over _SCRATCH_MAX_BYTES is allocated for the call only.
+_scratch = threading.local()
+_SCRATCH_MAX_BYTES = 32 * 2**20
+
+
+def _workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised array of ``shape``, reused between calls of this thread."""
+    dtype = np.dtype(dtype)
+    size = math.prod(shape)
+    if size * dtype.itemsize > _SCRATCH_MAX_BYTES:
+        return np.empty(shape, dtype=dtype)
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    buf = buffers.get((name, dtype))
+    if buf is None or buf.size < size:
+        buf = buffers[(name, dtype)] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
 
 
 def _run_on_parts(fn, n: int, work: float) -> list:
@@ -110,7 +133,7 @@ def _backward_loop(dout, dh, dc, gates, cs, tanh_c, dgates, w_hh) -> None:
     # Local factors for all steps at once: dA_{i,f,g} = dc * factor[..., :3], dA_o = dh * [..., 3].
     gates4 = gates.reshape(steps, batch, 4, hidden)
     i, f, g, o = gates4[:, :, 0], gates4[:, :, 1], gates4[:, :, 2], gates4[:, :, 3]
-    factor = np.empty((steps, batch, 4, hidden), dtype=dtype)
+    factor = _workspace("factor", (steps, batch, 4, hidden), dtype)
     np.subtract(1, i, out=factor[:, :, 0])
     factor[:, :, 0] *= i
     factor[:, :, 0] *= g  # g i (1 - i)
@@ -123,7 +146,7 @@ def _backward_loop(dout, dh, dc, gates, cs, tanh_c, dgates, w_hh) -> None:
     np.subtract(1, o, out=factor[:, :, 3])
     factor[:, :, 3] *= o
     factor[:, :, 3] *= tanh_c  # tanh(c) o (1 - o)
-    to_c = np.multiply(tanh_c, tanh_c, dtype=dtype)
+    to_c = np.multiply(tanh_c, tanh_c, out=_workspace("to_c", tanh_c.shape, dtype))
     np.subtract(1, to_c, out=to_c)
     to_c *= o  # o (1 - tanh(c)^2): how dh reaches dc
 
@@ -148,7 +171,7 @@ def lstm_backward(dout, cache, dh_n=None, dc_n=None):
     dtype = np.result_type(dout, gates)
     dh = check_upstream(dh_n, (batch, hidden), "dh_n", dtype).astype(dtype, copy=True)
     dc = check_upstream(dc_n, (batch, hidden), "dc_n", dtype).astype(dtype, copy=True)
-    dgates = np.empty((steps, batch, 4, hidden), dtype=dtype)  # dL/d(pre-activation)
+    dgates = _workspace("dgates", (steps, batch, 4, hidden), dtype)  # dL/d(pre-activation)
 
     def part(n0: int, n1: int) -> None:
         _backward_loop(dout[:, n0:n1], dh[n0:n1], dc[n0:n1], gates[:, n0:n1], cs[:, n0:n1],
