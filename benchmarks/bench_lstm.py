@@ -102,7 +102,7 @@ def check_agreement(shape) -> float:
 
 def time_shape(shape, rounds: int, warmup: int, pause: float = PAUSE, untimed: int = UNTIMED,
                block: int = BLOCK) -> dict[str, list[float]]:
-    """Interleaved timings in seconds: {'dlbook fwd', 'torch fwd', 'dlbook fwd+bwd', 'torch fwd+bwd'}.
+    """Interleaved timings in seconds, keyed 'dlbook fwd', 'torch fwd', 'dlbook fwd+bwd', ....
 
     Each of ``warmup + rounds`` rounds runs, for each pass and library, ``pause`` seconds of
     sleep, ``untimed`` calls and ``block`` timed calls (the warm-up rounds' timings are dropped).
@@ -153,7 +153,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="1 round, no warm-up round, no pauses (a smoke test)")
-    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per shape (default 7)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="timed rounds per shape (default 7)")
     parser.add_argument("--threads", type=int, default=None,
                         help="limit both numpy's BLAS and torch to this many threads")
     parser.add_argument("--shape", action="append", default=None, metavar="T,N,D,H",

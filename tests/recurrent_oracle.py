@@ -57,5 +57,6 @@ def random_weights(rng: np.random.Generator, gates: int, features: int, hidden: 
                    scale: float = 0.5):
     """``(weight_ih, weight_hh, bias_ih, bias_hh)`` drawn from a normal of std ``scale``."""
     rows = gates * hidden
-    return (scale * rng.standard_normal((rows, features)), scale * rng.standard_normal((rows, hidden)),
+    return (scale * rng.standard_normal((rows, features)),
+            scale * rng.standard_normal((rows, hidden)),
             scale * rng.standard_normal(rows), scale * rng.standard_normal(rows))

@@ -136,8 +136,8 @@ class StackedRecurrent(Module):
         if len(self._state_names) == 1:
             hx = (hx,)
         elif not isinstance(hx, (tuple, list)) or len(hx) != len(self._state_names):
-            raise ValueError(f"hx: expected a tuple ({', '.join(n + '0' for n in self._state_names)})"
-                             f", got {type(hx).__name__}")
+            names = ", ".join(n + "0" for n in self._state_names)
+            raise ValueError(f"hx: expected a tuple ({names}), got {type(hx).__name__}")
         checked = []
         for name, value in zip(self._state_names, hx):
             value = as_array(value, f"{name}0")
@@ -149,8 +149,8 @@ class StackedRecurrent(Module):
         x = as_array(x, "x")
         check_ndim(x, 3, "x", "(T, N, D)")
         if x.shape[2] != self.input_size:
-            raise ValueError(f"x: expected shape (T, N, D) with D = input_size = {self.input_size}, "
-                             f"got {x.shape}")
+            raise ValueError(f"x: expected shape (T, N, D) with D = input_size = "
+                             f"{self.input_size}, got {x.shape}")
         states0 = self._check_states(hx, x)
         finals = [[] for _ in self._state_names]
         caches = []

@@ -155,6 +155,6 @@ class GRU(StackedRecurrent):
         return self.forward(x, hx)
 
     def backward(self, dout: np.ndarray, dh_n: np.ndarray | None = None) -> np.ndarray:
-        """Return dL/dx for gradients on ``out`` and (optionally) ``h_n``; fill ``grads``, ``dhx``."""
+        """Return dL/dx for gradients on ``out`` and (optionally) ``h_n``; fill grads, dhx."""
         dx, (self.dhx,) = self._run_backward(dout, (dh_n,))
         return dx
