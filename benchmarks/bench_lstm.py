@@ -15,6 +15,12 @@ timed calls of the timed rounds.
 * torch: ``torch.nn.LSTM``: ``forward(x)`` then ``out.backward(dout)`` through autograd (dx and
   the four parameter gradients); the forward-only pass runs under ``torch.no_grad()``.
 
+On an x86 CPU torch's float32 LSTM runs on oneDNN's fused RNN kernels, forward and backward
+(``torch mkldnn: True`` in the header): a few large matrix products over all four gates and
+the whole batch, with the elementwise gate work fused into them. ``--torch-no-mkldnn`` turns
+them off, so that torch runs its own ATen path (one product per step and per direction, the
+gate arithmetic as separate operations), the same kind of work dlbook's numpy code does.
+
 GFLOP/s counts the nominal work of the matrix products, 2*T*N*4H*(D+H) floating-point operations
 for the forward pass and twice that for the backward pass, whatever each library actually does.
 
@@ -157,6 +163,8 @@ def main(argv=None) -> int:
                         help="timed rounds per shape (default 7)")
     parser.add_argument("--threads", type=int, default=None,
                         help="limit both numpy's BLAS and torch to this many threads")
+    parser.add_argument("--torch-no-mkldnn", action="store_true",
+                        help="turn off torch's oneDNN (mkldnn) LSTM kernels: time its own ATen path")
     parser.add_argument("--shape", action="append", default=None, metavar="T,N,D,H",
                         help="time this shape instead of the default ones (repeatable)")
     args = parser.parse_args(argv)
@@ -178,6 +186,8 @@ def main(argv=None) -> int:
         threadpool_limits(args.threads, user_api="blas")
         torch.set_num_threads(args.threads)
 
+    if args.torch_no_mkldnn:
+        torch.backends.mkldnn.enabled = False
     print(environment())
     print(f"float32, one unidirectional layer, {rounds} interleaved rounds after {warmup} warm-up "
           f"round(s); each round, per library and pass: {pause:g} s pause, {UNTIMED} untimed "
