@@ -271,6 +271,7 @@ def test_fast_threads_equal_one_thread_and_readable(rng, monkeypatch):
     from dlbook import _parallel
 
     x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 16, 5, 8, 128)  # enough work to split
+    monkeypatch.setattr(_lstm_fast, "_MIN_PART_STEP_WORK", 0)  # split the time loops too
     results = {}
     for threads in (1, 3):
         monkeypatch.setattr(_parallel, "available_threads", lambda threads=threads: threads)

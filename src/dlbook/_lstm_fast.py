@@ -16,16 +16,19 @@ float32 rounding). What it does differently, and why:
   (T, N, 4H) array, with in-place products on (N, H) slices, and carries dh and dc.
 * dW_ih, dW_hh, the bias gradient and dx are each one product (or sum) over all T*N rows after
   the loop.
-* The sequences of a batch never meet inside the layer, so the time loops (forward and
-  backward) run on parts of the batch in worker threads, one per core, each with
-  single-threaded BLAS (:mod:`dlbook._parallel`); the large products before and after the
-  loops are shared out by rows of the (T*N, .) matrices the same way, the weight gradients
-  as a sum of per-part products. Measured on a busy two-core machine, OpenBLAS's own two
-  threads made the small per-step products several times slower than one thread each.
+* The sequences of a batch never meet inside the layer, so for a large enough batch and
+  hidden size the time loops (forward and backward) run on parts of the batch in worker
+  threads, one per core, each with single-threaded BLAS (:mod:`dlbook._parallel`); smaller
+  ones run in the caller's thread with BLAS held to one thread (threadpoolctl). The large
+  products before and after the loops are shared out by rows of the (T*N, .) matrices between
+  the workers, the weight gradients as a sum of per-part products. Measured on a busy two-core
+  machine, OpenBLAS's own two threads made the small per-step products several times slower
+  than one thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 
@@ -60,6 +63,37 @@ def _run_on_parts(fn, n: int, work: float) -> list:
     """``fn(n0, n1)`` over consecutive parts of ``range(n)``, one part per available thread."""
     threads = _parallel.available_threads()
     return _parallel.run_parts(fn, n, -(-n // threads), work)
+
+
+# The time loops are shared out between threads only when each part's recurrent product is at
+# least this many multiply-adds per step: below it, each step's numpy calls are so short that the
+# threads mostly wait for each other's turn at the interpreter. Measured on a two-core machine:
+# (N/2) * H * 4H = 2**21 (N = 16, H = 256) ran faster in two threads, 2**20 (N = 32, H = 128)
+# faster in one.
+_MIN_PART_STEP_WORK = 3 * 2**19
+_blas_control: list = []  # threadpoolctl's controller of the BLAS libraries, made on first use
+
+
+def _one_blas_thread():
+    """A context in which numpy's BLAS runs on one thread (none without threadpoolctl)."""
+    if not _blas_control:
+        try:
+            from threadpoolctl import ThreadpoolController  # installed with scikit-learn
+            _blas_control.append(ThreadpoolController().select(user_api="blas"))
+        except ImportError:
+            _blas_control.append(None)
+    control = _blas_control[0]
+    return contextlib.nullcontext() if control is None else control.limit(limits=1)
+
+
+def _run_time_loop(fn, batch: int, hidden: int) -> None:
+    """``fn(n0, n1)`` over the batch: in parts on worker threads, or whole on one BLAS thread."""
+    threads = _parallel.available_threads()
+    if threads > 1 and (batch // threads) * 4 * hidden * hidden >= _MIN_PART_STEP_WORK:
+        _parallel.run_parts(fn, batch, -(-batch // threads), float("inf"))
+    else:
+        with _one_blas_thread():  # small products: threads would only wait for each other
+            fn(0, batch)
 
 
 def _forward_loop(gates, hs, cs, tanh_c, w_hh_fwd, scale, shift) -> None:
@@ -118,7 +152,7 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
         _forward_loop(gates[:, n0:n1], hs[:, n0:n1], cs[:, n0:n1], tanh_c[:, n0:n1], w_hh_fwd,
                       scale, shift)
 
-    _run_on_parts(part, batch, steps * batch * 4 * hidden * hidden)
+    _run_time_loop(part, batch, hidden)
     cache = (x2d, x.shape, w_ih, w_hh, gates, hs, cs, tanh_c)
     # Copies: the caller may change what it gets without touching the cache.
     return hs[1:].copy(), (hs[steps].copy(), cs[steps].copy()), cache
@@ -180,7 +214,7 @@ def lstm_backward(dout, cache, dh_n=None, dc_n=None):
         _backward_loop(dout[:, n0:n1], dh[n0:n1], dc[n0:n1], gates[:, n0:n1], cs[:, n0:n1],
                        tanh_c[:, n0:n1], dgates[:, n0:n1], w_hh)
 
-    _run_on_parts(part, batch, steps * batch * 4 * hidden * hidden)
+    _run_time_loop(part, batch, hidden)
     dgates2d = dgates.reshape(steps * batch, 4 * hidden)
     h_prev2d = hs[:-1].reshape(steps * batch, hidden)
     dx2d = np.empty((steps * batch, x2d.shape[1]), dtype=dtype)
