@@ -21,6 +21,12 @@ the whole batch, with the elementwise gate work fused into them. ``--torch-no-mk
 them off, so that torch runs its own ATen path (one product per step and per direction, the
 gate arithmetic as separate operations), the same kind of work dlbook's numpy code does.
 
+Both libraries use every core by default: torch its own thread pool; dlbook worker threads, one
+per core with numpy's BLAS held to one thread each, for the large products before and after the
+time loops, and for the loops themselves when the batch and hidden size are large enough
+(``dlbook._lstm_fast``; otherwise the loops run on one thread). ``--threads N`` limits numpy's
+BLAS and torch to N threads; at N = 1 dlbook runs on the caller's thread alone.
+
 GFLOP/s counts the nominal work of the matrix products, 2*T*N*4H*(D+H) floating-point operations
 for the forward pass and twice that for the backward pass, whatever each library actually does.
 
