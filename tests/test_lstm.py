@@ -203,7 +203,7 @@ def test_backward_bad_upstream_shapes_raise(module):
 ])
 def test_class_matches_torch(num_layers, bidirectional, with_hx, rng):
     steps, batch, features, hidden = 4, 3, 5, 6
-    model = LSTM(features, hidden, num_layers, bidirectional, rng=rng)
+    model = LSTM(features, hidden, num_layers, bidirectional=bidirectional, rng=rng)
     dirs = 2 if bidirectional else 1
     x = rng.standard_normal((steps, batch, features))
     hx = None

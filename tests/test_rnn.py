@@ -158,7 +158,7 @@ def test_backward_bad_upstream_shapes_raise(rng):
 ])
 def test_class_matches_torch(num_layers, bidirectional, nonlinearity, with_hx, rng):
     steps, batch, features, hidden = 4, 3, 5, 6
-    model = RNN(features, hidden, num_layers, nonlinearity, bidirectional, rng=rng)
+    model = RNN(features, hidden, num_layers, nonlinearity, bidirectional=bidirectional, rng=rng)
     dirs = 2 if bidirectional else 1
     x = rng.standard_normal((steps, batch, features))
     hx = rng.standard_normal((num_layers * dirs, batch, hidden)) if with_hx else None
@@ -209,3 +209,18 @@ def test_class_bad_arguments_raise(rng):
         model(np.zeros((2, 5, 3)), np.zeros((1, 5, 4)))
     with pytest.raises(RuntimeError, match="before forward"):
         model.backward(np.zeros((2, 5, 4)))
+
+
+def test_bidirectional_is_keyword_only(rng):
+    # torch's fifth positional argument of RNN (fourth of LSTM/GRU) is bias: a positional True
+    # here must not silently mean something else.
+    from dlbook.gru import GRU
+    from dlbook.lstm import LSTM
+
+    with pytest.raises(TypeError):
+        RNN(3, 4, 1, "tanh", True)
+    with pytest.raises(TypeError):
+        LSTM(3, 4, 1, True)
+    with pytest.raises(TypeError):
+        GRU(3, 4, 1, True)
+    assert RNN(3, 4, bidirectional=True, rng=rng).num_directions == 2

@@ -86,8 +86,8 @@ class StackedRecurrent(Module):
     _gates = 1
     _state_names: tuple[str, ...] = ("h",)
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bidirectional: bool = False, *, rng: np.random.Generator | None = None,
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
+                 bidirectional: bool = False, rng: np.random.Generator | None = None,
                  dtype=np.float64) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),

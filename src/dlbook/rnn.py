@@ -142,11 +142,12 @@ class RNN(StackedRecurrent):
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bidirectional: bool = False, *,
+                 nonlinearity: str = "tanh", *, bidirectional: bool = False,
                  rng: np.random.Generator | None = None, dtype=np.float64) -> None:
         _check_nonlinearity(nonlinearity)
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, num_layers, bidirectional, rng=rng, dtype=dtype)
+        super().__init__(input_size, hidden_size, num_layers, bidirectional=bidirectional,
+                         rng=rng, dtype=dtype)
         self.dhx = None
 
     def _cell_forward(self, x, states, weights):
