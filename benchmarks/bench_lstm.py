@@ -1,0 +1,233 @@
+"""Time dlbook's LSTM layer (forward + backward) against PyTorch's, in float32 on the CPU.
+
+    .venv/bin/python benchmarks/bench_lstm.py            # the full run (`make bench`)
+    .venv/bin/python benchmarks/bench_lstm.py --quick    # a few repetitions: a smoke test
+
+For each shape (T, N, D, H), one layer, unidirectional, both libraries run in this one process
+on the same float32 data, interleaved in short blocks exactly as ``bench_conv.py`` does (read
+its docstring for why): every round runs dlbook forward, torch forward, dlbook forward +
+backward and torch forward + backward, each as a block of a pause, UNTIMED untimed calls and
+BLOCK timed calls, alternating which library goes first. The table reports medians over all
+timed calls of the timed rounds.
+
+* dlbook: ``dlbook.lstm.LSTM`` (its tuned path ``dlbook._lstm_fast``): ``forward(x)`` then
+  ``backward(dout)`` (dx and the four parameter gradients).
+* torch: ``torch.nn.LSTM``: ``forward(x)`` then ``out.backward(dout)`` through autograd (dx and
+  the four parameter gradients); the forward-only pass runs under ``torch.no_grad()``.
+
+On an x86 CPU torch's float32 LSTM runs on oneDNN's fused RNN kernels, forward and backward
+(``torch mkldnn: True`` in the header): a few large matrix products over all four gates and
+the whole batch, with the elementwise gate work fused into them. ``--torch-no-mkldnn`` turns
+them off, so that torch runs its own ATen path (one product per step and per direction, the
+gate arithmetic as separate operations), the same kind of work dlbook's numpy code does.
+
+Both libraries use every core by default: torch its own thread pool; dlbook worker threads, one
+per core with numpy's BLAS held to one thread each, for the large products before and after the
+time loops, and for the loops themselves when the batch and hidden size are large enough
+(``dlbook._lstm_fast``; otherwise the loops run on one thread). ``--threads N`` limits numpy's
+BLAS and torch to N threads; at N = 1 dlbook runs on the caller's thread alone.
+
+GFLOP/s counts the nominal work of the matrix products, 2*T*N*4H*(D+H) floating-point operations
+for the forward pass and twice that for the backward pass, whatever each library actually does.
+
+Before timing, each shape's results are compared with torch's (float32 tolerances), so the
+benchmark never times a wrong answer. This is a benchmark, not a test: it prints, it does not
+fail on slow timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import dlbook
+from dlbook.lstm import LSTM
+
+SHAPES = [  # (T, N, D, H)
+    (32, 32, 64, 128),
+    (64, 16, 128, 256),
+]
+TARGET_RATIO = 1.5
+UNTIMED = 2  # calls at the start of each block that are not timed
+BLOCK = 5  # timed calls per block
+PAUSE = 0.3  # seconds of sleep before each block
+
+
+def environment() -> str:
+    """Versions, threads and load: what the timings depend on."""
+    lines = [f"dlbook {dlbook.__version__} | python {platform.python_version()} | "
+             f"numpy {np.__version__} | torch {torch.__version__}"]
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [f"{i['internal_api']} {i.get('version')}, threads: {i['num_threads']}"
+                for i in threadpool_info() if i.get("user_api") == "blas"]
+        lines.append("numpy BLAS: " + (", ".join(blas) or "unknown"))
+    except ImportError:
+        lines.append("numpy BLAS: threadpoolctl not installed")
+    lines.append(f"torch threads: {torch.get_num_threads()} | torch mkldnn: "
+                 f"{torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled} | "
+                 f"CPUs: {os.cpu_count()} | load average (1, 5, 15 min): "
+                 + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+    return "\n".join(lines)
+
+
+def make_problem(shape, seed: int = 0):
+    """A float32 dlbook LSTM, its torch twin with the same weights, an input and a ``dout``."""
+    steps, batch, features, hidden = shape
+    rng = np.random.default_rng(seed)
+    ours = LSTM(features, hidden, rng=rng, dtype=np.float32)
+    twin = torch.nn.LSTM(features, hidden, dtype=torch.float32)
+    with torch.no_grad():
+        for name, p in twin.named_parameters():
+            p.copy_(torch.from_numpy(ours.params[name]))
+    x = rng.standard_normal((steps, batch, features), dtype=np.float32)
+    dout = rng.standard_normal((steps, batch, hidden), dtype=np.float32)
+    return ours, twin, x, dout
+
+
+def check_agreement(shape) -> float:
+    """Largest |dlbook - torch| relative to the torch value's scale, over out, dx and the grads."""
+    ours, twin, x, dout = make_problem(shape)
+    out, _ = ours(x)
+    dx = ours.backward(dout)
+    x_t = torch.from_numpy(x).requires_grad_(True)
+    out_t, _ = twin(x_t)
+    out_t.backward(torch.from_numpy(dout))
+    pairs = [(out, out_t.detach()), (dx, x_t.grad)]
+    pairs += [(ours.grads[name], p.grad) for name, p in twin.named_parameters()]
+    worst = 0.0
+    for mine, ref in pairs:
+        ref = ref.numpy()
+        assert mine.dtype == np.float32, f"dlbook returned {mine.dtype}, expected float32"
+        scale = max(float(np.max(np.abs(ref))), 1e-30)  # a gradient can be all zeros (h0 = 0)
+        worst = max(worst, float(np.max(np.abs(mine - ref))) / scale)
+    if worst > 1e-4:
+        raise SystemExit(f"dlbook and torch disagree at {shape}: relative error {worst:.1e}")
+    return worst
+
+
+def time_shape(shape, rounds: int, warmup: int, pause: float = PAUSE, untimed: int = UNTIMED,
+               block: int = BLOCK) -> dict[str, list[float]]:
+    """Interleaved timings in seconds, keyed 'dlbook fwd', 'torch fwd', 'dlbook fwd+bwd', ....
+
+    Each of ``warmup + rounds`` rounds runs, for each pass and library, ``pause`` seconds of
+    sleep, ``untimed`` calls and ``block`` timed calls (the warm-up rounds' timings are dropped).
+    """
+    ours, twin, x, dout = make_problem(shape)
+    x_t = torch.from_numpy(x).requires_grad_(True)
+    dout_t = torch.from_numpy(dout)
+
+    def ours_fwd():
+        ours(x)
+
+    def ours_fwd_bwd():
+        ours(x)
+        ours.backward(dout)
+
+    def torch_fwd():
+        with torch.no_grad():
+            twin(x_t)
+
+    def torch_fwd_bwd():
+        x_t.grad = None
+        twin.zero_grad(set_to_none=True)
+        out, _ = twin(x_t)
+        out.backward(dout_t)
+
+    pairs = [("dlbook fwd", ours_fwd, "torch fwd", torch_fwd),
+             ("dlbook fwd+bwd", ours_fwd_bwd, "torch fwd+bwd", torch_fwd_bwd)]
+    times: dict[str, list[float]] = {name: [] for p in pairs for name in (p[0], p[2])}
+    for r in range(warmup + rounds):
+        for name_a, fn_a, name_b, fn_b in pairs:
+            order = [(name_a, fn_a), (name_b, fn_b)]
+            if r % 2:
+                order.reverse()
+            for name, fn in order:
+                time.sleep(pause)  # let the other library's worker threads go idle
+                for _ in range(untimed):  # the first calls after switching are not timed
+                    fn()
+                for _ in range(block):
+                    start = time.perf_counter()
+                    fn()
+                    elapsed = time.perf_counter() - start
+                    if r >= warmup:
+                        times[name].append(elapsed)
+    return times
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="1 round, no warm-up round, no pauses (a smoke test)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="timed rounds per shape (default 7)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="limit both numpy's BLAS and torch to this many threads")
+    parser.add_argument("--torch-no-mkldnn", action="store_true",
+                        help="turn off torch's oneDNN (mkldnn) LSTM kernels: time its own ATen path")
+    parser.add_argument("--shape", action="append", default=None, metavar="T,N,D,H",
+                        help="time this shape instead of the default ones (repeatable)")
+    args = parser.parse_args(argv)
+    shapes = SHAPES
+    if args.shape:
+        try:
+            shapes = [tuple(int(v) for v in s.split(",")) for s in args.shape]
+        except ValueError:
+            parser.error(f"--shape: expected four comma-separated ints, got {args.shape}")
+        if any(len(s) != 4 or min(s) < 1 for s in shapes):
+            parser.error(f"--shape: expected four positive ints T,N,D,H, got {args.shape}")
+    rounds = args.rounds or (1 if args.quick else 7)
+    warmup = 0 if args.quick else 2
+    pause = 0.0 if args.quick else PAUSE
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads: expected a positive int, got {args.threads}")
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
+        threadpool_limits(args.threads, user_api="blas")
+        torch.set_num_threads(args.threads)
+
+    if args.torch_no_mkldnn:
+        torch.backends.mkldnn.enabled = False
+    print(environment())
+    print(f"float32, one unidirectional layer, {rounds} interleaved rounds after {warmup} warm-up "
+          f"round(s); each round, per library and pass: {pause:g} s pause, {UNTIMED} untimed "
+          f"calls, {BLOCK} timed calls; medians; ratio = dlbook time / torch time (target: "
+          f"fwd+bwd ratio <= {TARGET_RATIO:g})\n")
+    header = (f"{'(T, N, D, H)':<20} {'pass':<8} {'dlbook ms':>10} {'torch ms':>10} "
+              f"{'dlbook GF/s':>12} {'torch GF/s':>11} {'ratio':>6}  {'spread':>15}")
+    print(header)
+    print("-" * len(header))
+    verdicts = []
+    for shape in shapes:
+        steps, batch, features, hidden = shape
+        check_agreement(shape)
+        flops_fwd = 2.0 * steps * batch * 4 * hidden * (features + hidden)
+        times = time_shape(shape, rounds, warmup, pause)
+        for kind, flops in (("fwd", flops_fwd), ("fwd+bwd", 3 * flops_fwd)):
+            ours = statistics.median(times[f"dlbook {kind}"])
+            ref = statistics.median(times[f"torch {kind}"])
+            samples = times[f"dlbook {kind}"]
+            q = statistics.quantiles(samples, n=4) if len(samples) >= 4 else None
+            spread = f"{q[0] * 1e3:.2f}-{q[2] * 1e3:.2f} ms" if q else "-"
+            print(f"{str(shape):<20} {kind:<8} {ours * 1e3:>10.2f} {ref * 1e3:>10.2f} "
+                  f"{flops / ours / 1e9:>12.1f} {flops / ref / 1e9:>11.1f} {ours / ref:>6.2f}  "
+                  f"{spread:>15}")
+            if kind == "fwd+bwd":
+                verdicts.append((shape, ours / ref))
+    print("\nspread: interquartile range of dlbook's times (other load on the machine widens it)")
+    for shape, ratio in verdicts:
+        verdict = "within" if ratio <= TARGET_RATIO else "NOT within"
+        print(f"{shape}: dlbook fwd+bwd is {ratio:.2f}x torch's time, {verdict} the "
+              f"{TARGET_RATIO:g}x target")
+    print("load average at the end: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,303 @@
+"""dlbook.lstm against torch.nn.LSTM in float64; the tuned path against the readable one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import TIGHT
+from dlbook import _lstm_fast
+from dlbook.gradcheck import GradientCheckError, check_gradients
+from dlbook.lstm import LSTM, lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
+from recurrent_oracle import layer_params, random_weights, torch_recurrent
+
+SHAPES = [(5, 3, 4, 6), (1, 2, 3, 4), (4, 1, 2, 3), (1, 1, 1, 1)]  # (T, N, D, H)
+NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+
+
+def problem(rng, steps, batch, features, hidden, dtype=np.float64):
+    """Inputs, states, weights and random upstream gradients for one layer."""
+    x = rng.standard_normal((steps, batch, features))
+    h0, c0 = rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden))
+    weights = random_weights(rng, 4, features, hidden)
+    dout = rng.standard_normal((steps, batch, hidden))
+    dh_n, dc_n = rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden))
+    cast = lambda a: a.astype(dtype)  # noqa: E731
+    return (cast(x), cast(h0), cast(c0), [cast(w) for w in weights], cast(dout), cast(dh_n),
+            cast(dc_n))
+
+
+@pytest.mark.parametrize("functions", ["readable", "fast"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward_backward_match_torch(shape, functions, rng):
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, *shape)
+    module = _lstm_fast if functions == "fast" else None
+    forward = module.lstm_forward if module else lstm_forward
+    backward = module.lstm_backward if module else lstm_backward
+    out, (h_n, c_n), cache = forward(x, h0, c0, *weights)
+    dx, dh0, dc0, *dweights = backward(dout, cache, dh_n, dc_n)
+    out_t, (h_n_t, c_n_t), dx_t, (dh0_t, dc0_t), grads = torch_recurrent(
+        "LSTM", layer_params(weights), x, (h0[None], c0[None]), dout, (dh_n[None], dc_n[None]))
+    np.testing.assert_allclose(out, out_t, **TIGHT)
+    np.testing.assert_allclose(h_n, h_n_t[0], **TIGHT)
+    np.testing.assert_allclose(c_n, c_n_t[0], **TIGHT)
+    np.testing.assert_allclose(dx, dx_t, **TIGHT)
+    np.testing.assert_allclose(dh0, dh0_t[0], **TIGHT)
+    np.testing.assert_allclose(dc0, dc0_t[0], **TIGHT)
+    for name, grad in zip(NAMES, dweights):
+        np.testing.assert_allclose(grad, grads[name], **TIGHT, err_msg=name)
+
+
+@pytest.mark.parametrize("drop", ["dh_n", "dc_n"])
+def test_ignoring_a_final_state_gradient_is_caught(drop, rng):
+    # Negative case: leave out dh_n or dc_n and dweight_hh no longer matches torch.
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 4, 2, 3, 5)
+    _, _, cache = lstm_forward(x, h0, c0, *weights)
+    kept = {"dh_n": None if drop == "dh_n" else dh_n, "dc_n": None if drop == "dc_n" else dc_n}
+    grads_ours = lstm_backward(dout, cache, **kept)
+    *_, grads = torch_recurrent("LSTM", layer_params(weights), x, (h0[None], c0[None]), dout,
+                                (dh_n[None], dc_n[None]))
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(grads_ours[4], grads["weight_hh_l0"], **TIGHT)
+
+
+def test_swapped_gate_order_is_caught(rng):
+    # Negative case: with f and i swapped (a plausible slip), the output no longer matches torch.
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 3, 2, 3, 4)
+    hidden = 4
+    swap = np.r_[hidden:2 * hidden, 0:hidden, 2 * hidden:4 * hidden]
+    swapped = [w[swap] for w in weights]
+    out, _, _ = lstm_forward(x, h0, c0, *swapped)
+    out_t, *_ = torch_recurrent("LSTM", layer_params(weights), x, (h0[None], c0[None]), dout,
+                                (dh_n[None], dc_n[None]))
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(out, out_t, **TIGHT)
+
+
+def test_step_central_differences(rng):
+    x, h_prev, c_prev = (rng.standard_normal(s) for s in ((3, 4), (3, 5), (3, 5)))
+    weights = random_weights(rng, 4, 4, 5)
+    h_next, c_next, cache = lstm_step_forward(x, h_prev, c_prev, *weights)
+    dh_next, dc_next = rng.standard_normal(h_next.shape), rng.standard_normal(c_next.shape)
+    grads = lstm_step_backward(dh_next, dc_next, cache)
+    names = ("x", "h_prev", "c_prev", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    inputs = dict(zip(names, (x, h_prev, c_prev, *weights)))
+
+    def both_states(**kw):  # L = sum(h * dh_next) + sum(c * dc_next) as one weighted output
+        h, c, _ = lstm_step_forward(**kw)
+        return np.stack([h, c])
+
+    dboth = np.stack([dh_next, dc_next])
+    check_gradients(both_states, inputs, dict(zip(names, grads)), dboth)
+    wrong = dict(zip(names, grads))
+    wrong["c_prev"] = grads[2] * 1.001  # a slightly wrong forget-gate path
+    with pytest.raises(GradientCheckError, match="c_prev"):
+        check_gradients(both_states, inputs, wrong, dboth)
+
+
+def test_sequence_central_differences(rng):
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 3, 2, 2, 3)
+    _, _, cache = lstm_forward(x, h0, c0, *weights)
+    grads = lstm_backward(dout, cache)
+    names = ("x", "h0", "c0", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    check_gradients(lambda **kw: lstm_forward(**kw)[0], dict(zip(names, (x, h0, c0, *weights))),
+                    dict(zip(names, grads)), dout)
+
+
+@pytest.mark.parametrize("shape", [(7, 5, 6, 9), (1, 1, 2, 3), (3, 4, 1, 1)])
+def test_fast_equals_readable(shape, rng):
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, *shape)
+    weights = [3 * w for w in weights]  # saturated gates too
+    out, finals, cache = lstm_forward(x, h0, c0, *weights)
+    out_f, finals_f, cache_f = _lstm_fast.lstm_forward(x, h0, c0, *weights)
+    np.testing.assert_allclose(out_f, out, **TIGHT)
+    for a, b in zip(finals_f, finals):
+        np.testing.assert_allclose(a, b, **TIGHT)
+    for a, b in zip(_lstm_fast.lstm_backward(dout, cache_f, dh_n, dc_n),
+                    lstm_backward(dout, cache, dh_n, dc_n)):
+        np.testing.assert_allclose(a, b, **TIGHT)
+
+
+def test_fast_float32_close_to_float64(rng):
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 6, 4, 5, 7)
+    single = [a.astype(np.float32) for a in (x, h0, c0, *weights, dout, dh_n, dc_n)]
+    x32, h32, c32, *rest = single
+    w32, (dout32, dh32, dc32) = rest[:4], rest[4:]
+    out32, finals32, cache32 = _lstm_fast.lstm_forward(x32, h32, c32, *w32)
+    grads32 = _lstm_fast.lstm_backward(dout32, cache32, dh32, dc32)
+    out64, finals64, cache64 = lstm_forward(x, h0, c0, *weights)
+    grads64 = lstm_backward(dout, cache64, dh_n, dc_n)
+    assert out32.dtype == np.float32 and all(g.dtype == np.float32 for g in grads32)
+    for a, b in zip((out32, *finals32, *grads32), (out64, *finals64, *grads64)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+    # Negative case: float32 rounding is visible at float64's tolerance.
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(grads32[4], grads64[4], **TIGHT)
+
+
+@pytest.mark.parametrize("module", ["readable", "fast"])
+def test_arguments_are_not_modified(module, rng):
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 3, 2, 3, 4)
+    forward, backward = ((_lstm_fast.lstm_forward, _lstm_fast.lstm_backward) if module == "fast"
+                         else (lstm_forward, lstm_backward))
+    args = (x, h0, c0, *weights, dout, dh_n, dc_n)
+    copies = [a.copy() for a in args]
+    out, (h_n, c_n), cache = forward(x, h0, c0, *weights)
+    backward(dout, cache, dh_n, dc_n)
+    for a, b in zip(args, copies):
+        np.testing.assert_array_equal(a, b)
+    # The step too: dc_next is the caller's and stays as it was.
+    h1, c1, step_cache = lstm_step_forward(x[0], h0, c0, *weights)
+    dc_copy = dc_n.copy()
+    lstm_step_backward(dh_n, dc_n, step_cache)
+    np.testing.assert_array_equal(dc_n, dc_copy)
+
+
+def test_fast_outputs_are_not_the_cache(rng):
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 3, 2, 3, 4)
+    out, (h_n, c_n), cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
+    before = _lstm_fast.lstm_backward(dout, cache, dh_n, dc_n)
+    out[:] = 0.0
+    h_n[:] = 0.0
+    after = _lstm_fast.lstm_backward(dout, cache, dh_n, dc_n)
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"x": np.zeros((3, 3))}, "x"),
+    ({"h0": np.zeros((2, 5))}, "h0"),
+    ({"c0": np.zeros((1, 4))}, "c0"),
+    ({"weight_ih": np.zeros((4, 3))}, "weight_ih"),
+    ({"weight_hh": np.zeros((16, 5))}, "weight_hh"),
+    ({"bias_ih": np.zeros(4)}, "bias_ih"),
+    ({"bias_hh": np.zeros(17)}, "bias_hh"),
+])
+@pytest.mark.parametrize("module", ["readable", "fast"])
+def test_bad_arguments_raise(bad, match, module):
+    forward = _lstm_fast.lstm_forward if module == "fast" else lstm_forward
+    args = dict(x=np.zeros((3, 2, 3)), h0=np.zeros((2, 4)), c0=np.zeros((2, 4)),
+                weight_ih=np.zeros((16, 3)), weight_hh=np.zeros((16, 4)), bias_ih=np.zeros(16),
+                bias_hh=np.zeros(16))
+    forward(**args)  # the good arguments pass
+    with pytest.raises(ValueError, match=match):
+        forward(**(args | bad))
+
+
+@pytest.mark.parametrize("module", ["readable", "fast"])
+def test_backward_bad_upstream_shapes_raise(module):
+    forward, backward = ((_lstm_fast.lstm_forward, _lstm_fast.lstm_backward) if module == "fast"
+                         else (lstm_forward, lstm_backward))
+    out, _, cache = forward(np.zeros((3, 2, 3)), np.zeros((2, 4)), np.zeros((2, 4)),
+                            np.zeros((16, 3)), np.zeros((16, 4)), np.zeros(16), np.zeros(16))
+    with pytest.raises(ValueError, match="dout"):
+        backward(np.zeros((3, 2, 5)), cache)
+    with pytest.raises(ValueError, match="dh_n"):
+        backward(np.zeros_like(out), cache, dh_n=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="dc_n"):
+        backward(np.zeros_like(out), cache, dc_n=np.zeros((2,)))
+
+
+@pytest.mark.parametrize("num_layers, bidirectional, with_hx", [
+    (1, False, True), (2, False, True), (2, True, True), (1, True, False), (3, True, False),
+])
+def test_class_matches_torch(num_layers, bidirectional, with_hx, rng):
+    steps, batch, features, hidden = 4, 3, 5, 6
+    model = LSTM(features, hidden, num_layers, bidirectional=bidirectional, rng=rng)
+    dirs = 2 if bidirectional else 1
+    x = rng.standard_normal((steps, batch, features))
+    hx = None
+    if with_hx:
+        hx = tuple(rng.standard_normal((num_layers * dirs, batch, hidden)) for _ in range(2))
+    out, (h_n, c_n) = model(x, hx)
+    dout = rng.standard_normal(out.shape)
+    dh_n, dc_n = rng.standard_normal(h_n.shape), rng.standard_normal(c_n.shape)
+    dx = model.backward(dout, dh_n, dc_n)
+    out_t, (h_n_t, c_n_t), dx_t, dhx_t, grads = torch_recurrent(
+        "LSTM", model.params, x, hx, dout, (dh_n, dc_n), num_layers=num_layers,
+        bidirectional=bidirectional)
+    assert out.shape == (steps, batch, dirs * hidden)
+    for ours, ref in ((out, out_t), (h_n, h_n_t), (c_n, c_n_t), (dx, dx_t)):
+        np.testing.assert_allclose(ours, ref, **TIGHT)
+    if with_hx:
+        np.testing.assert_allclose(model.dhx[0], dhx_t[0], **TIGHT)
+        np.testing.assert_allclose(model.dhx[1], dhx_t[1], **TIGHT)
+    assert sorted(model.grads) == sorted(grads)
+    for name, grad in grads.items():
+        np.testing.assert_allclose(model.grads[name], grad, **TIGHT, err_msg=name)
+    if num_layers > 1:  # negative case: layers' gradients are not interchangeable
+        with pytest.raises(AssertionError):
+            np.testing.assert_allclose(model.grads["bias_hh_l1"], grads["bias_hh_l0"], **TIGHT)
+
+
+def test_class_float32(rng):
+    model = LSTM(5, 6, num_layers=2, rng=rng, dtype=np.float32)
+    x = rng.standard_normal((4, 3, 5), dtype=np.float32)
+    out, (h_n, c_n) = model(x)
+    dx = model.backward(rng.standard_normal(out.shape, dtype=np.float32))
+    assert out.dtype == h_n.dtype == c_n.dtype == dx.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in model.grads.values())
+    params64 = {k: v.astype(np.float64) for k, v in model.params.items()}
+    out_t, *_ = torch_recurrent("LSTM", params64, x.astype(np.float64), None, np.zeros(out.shape),
+                                (np.zeros(h_n.shape), np.zeros(c_n.shape)), num_layers=2)
+    np.testing.assert_allclose(out, out_t, rtol=1e-5, atol=1e-6)
+
+
+def test_class_parameters_as_torch(rng):
+    import torch
+
+    model = LSTM(3, 5, num_layers=2, bidirectional=True, rng=rng)
+    twin = torch.nn.LSTM(3, 5, num_layers=2, bidirectional=True)
+    shapes = {name: tuple(p.shape) for name, p in twin.named_parameters()}
+    assert {name: p.shape for name, p in model.params.items()} == shapes
+    assert model.num_parameters() == sum(p.numel() for p in twin.parameters())
+    assert all(np.abs(p).max() <= 1 / np.sqrt(5) for p in model.params.values())
+
+
+def test_class_bad_arguments_raise(rng):
+    model = LSTM(3, 4, rng=rng)
+    with pytest.raises(ValueError, match="hx"):
+        model(np.zeros((2, 5, 3)), np.zeros((1, 5, 4)))
+    with pytest.raises(ValueError, match="c0"):
+        model(np.zeros((2, 5, 3)), (np.zeros((1, 5, 4)), np.zeros((1, 4, 4))))
+    model(np.zeros((2, 5, 3)))
+    with pytest.raises(ValueError, match="dc_n"):
+        model.backward(np.zeros((2, 5, 4)), None, np.zeros((2, 5, 4)))
+
+
+def test_fast_threads_equal_one_thread_and_readable(rng, monkeypatch):
+    # The batch shared out between worker threads (three here, whatever the machine has, in
+    # uneven parts): the same numbers as one thread and as the readable functions, in float64.
+    from dlbook import _parallel
+
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 16, 5, 8, 128)  # enough work to split
+    monkeypatch.setattr(_lstm_fast, "_MIN_PART_STEP_WORK", 0)  # split the time loops too
+    results = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(_parallel, "available_threads", lambda threads=threads: threads)
+        out, finals, cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
+        results[threads] = (out, *finals, *_lstm_fast.lstm_backward(dout, cache, dh_n, dc_n))
+    out, finals, cache = lstm_forward(x, h0, c0, *weights)
+    readable = (out, *finals, *lstm_backward(dout, cache, dh_n, dc_n))
+    for one, three, ref in zip(results[1], results[3], readable):
+        np.testing.assert_allclose(three, one, **TIGHT)
+        np.testing.assert_allclose(three, ref, **TIGHT)
+
+
+def test_benchmark_script_runs_in_quick_mode():
+    import importlib.util
+    import io
+    from contextlib import redirect_stdout
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lstm.py"
+    spec = importlib.util.spec_from_file_location("bench_lstm", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert bench.main(["--quick", "--shape", "3,2,4,5", "--shape", "1,1,2,3"]) == 0
+    text = buffer.getvalue()
+    assert "torch threads:" in text and "numpy" in text
+    for shape in ((3, 2, 4, 5), (1, 1, 2, 3)):
+        assert f"{shape}: dlbook fwd+bwd is" in text
