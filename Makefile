@@ -26,7 +26,7 @@ help:
 	@echo "make notebooks  re-execute every chapter notebook in place (after changing src/dlbook)"
 	@echo "make nbval-kernels  nbval under two CPU kernel choices (run by hand before committing notebooks)"
 	@echo "make lock       regenerate requirements-lock.txt from requirements.in"
-	@echo "make bench      time dlbook's convolution (forward + backward) against PyTorch's, and the grader"
+	@echo "make bench      time dlbook's convolution and LSTM (forward + backward) against PyTorch's, and the grader"
 	@echo "make grade EXERCISE=ch3-conv2d SUBMISSIONS=dir/ [OUT=grading-out] [JOBS=2] [SECRET=key-file]"
 	@echo "make release DIR=handout   write what students get into a new folder"
 	@echo "                grade a folder of student notebooks (see exercises/README.md)"
@@ -92,6 +92,7 @@ notebooks: $(STAMP)
 # A benchmark, not a test: prints a table (dlbook vs torch, float32), never fails on slow timings.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_conv.py
+	$(BIN)/python benchmarks/bench_lstm.py
 	$(BIN)/python benchmarks/bench_grader.py
 
 # Grade a folder of submissions: writes $(OUT)/gradebook.csv and one JSON of feedback per notebook.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlbook import init
 from dlbook._validate import as_array, check_ndim, check_shape
 from dlbook.module import Module
 
@@ -106,7 +107,7 @@ class StackedRecurrent(Module):
                 shapes = {"weight_ih": (rows, layer_input), "weight_hh": (rows, hidden_size),
                           "bias_ih": (rows,), "bias_hh": (rows,)}
                 for kind, shape in shapes.items():
-                    value = rng.uniform(-bound, bound, shape).astype(dtype)
+                    value = init.uniform(shape, rng, -bound, bound).astype(dtype)  # as torch's reset_parameters
                     self.params[f"{kind}_l{layer}{suffix}"] = value
         self.zero_grad()
 
