@@ -44,3 +44,16 @@ def test_assert_below(capsys):
 
 def test_tolerance_text():
     assert tolerance_text(1e-7, 1e-10) == "rtol 1e-7, atol 1e-10"
+
+
+def test_assert_all_close_prints_one_line_and_names_the_failure(capsys):
+    from dlbook.check import assert_all_close
+
+    a = np.arange(3.0)
+    assert_all_close({"dx": (a, a), "dw": (a, torch.tensor(a))}, label="ours vs torch")
+    assert capsys.readouterr().out == "dx, dw: ours vs torch, close (rtol 1e-10, atol 1e-12)\n"
+    with pytest.raises(AssertionError, match=r"^dw: ours vs torch: not close"):
+        assert_all_close({"dx": (a, a), "dw": (a, a + 1e-3)}, label="ours vs torch")
+    assert capsys.readouterr().out == ""  # nothing printed when a check fails
+    with pytest.raises(ValueError, match="nothing to check"):
+        assert_all_close({}, label="empty")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assert_close", "assert_below", "tolerance_text"]
+__all__ = ["assert_close", "assert_all_close", "assert_below", "tolerance_text"]
 
 
 def _numpy(value) -> np.ndarray:
@@ -61,6 +61,19 @@ def assert_close(ours, reference, *, label: str = "ours vs torch", rtol: float =
                              f"{a[worst]!r} vs {b[worst]!r}")
     if not quiet:
         print(f"{label}: close ({tolerance_text(rtol, atol)})")
+
+
+def assert_all_close(pairs, *, label: str, rtol: float = 1e-10, atol: float = 1e-12) -> None:
+    """Check a group of arrays at once and print one line: ``dx, dw, db: label, close (rtol .., atol ..)``.
+
+    ``pairs`` maps a name to ``(ours, reference)``; each pair is checked as by
+    :func:`assert_close`, and the first that fails raises with its name.
+    """
+    if not pairs:
+        raise ValueError("pairs: nothing to check")
+    for name, (ours, reference) in pairs.items():
+        assert_close(ours, reference, label=f"{name}: {label}", rtol=rtol, atol=atol, quiet=True)
+    print(f"{', '.join(pairs)}: {label}, close ({tolerance_text(rtol, atol)})")
 
 
 def assert_below(value, bound: float, *, label: str, quiet: bool = False) -> None:
