@@ -48,16 +48,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-import dlbook
 from dlbook.conv import conv2d_backward, conv2d_forward
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, beside this script
+from _harness import environment, interleaved_times  # noqa: E402
 
 SHAPES = [  # (N, C, H, W, F, K, pad), stride 1
     (64, 16, 16, 16, 32, 3, 1),
@@ -67,24 +69,6 @@ TARGET_RATIO = 2.0
 UNTIMED = 2  # calls at the start of each block that are not timed
 BLOCK = 5  # timed calls per block
 PAUSE = 0.3  # seconds of sleep before each block
-
-
-def environment() -> str:
-    """Versions, threads and load: what the timings depend on."""
-    lines = [f"dlbook {dlbook.__version__} | python {platform.python_version()} | numpy {np.__version__} | "
-             f"torch {torch.__version__}"]
-    try:
-        from threadpoolctl import threadpool_info
-        blas = [f"{i['internal_api']} {i.get('version')}, threads: {i['num_threads']}"
-                for i in threadpool_info() if i.get("user_api") == "blas"]
-        lines.append("numpy BLAS: " + (", ".join(blas) or "unknown"))
-    except ImportError:
-        lines.append("numpy BLAS: threadpoolctl not installed")
-    lines.append(f"torch threads: {torch.get_num_threads()} | torch mkldnn: "
-                 f"{torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled} | "
-                 f"CPUs: {os.cpu_count()} | load average (1, 5, 15 min): "
-                 + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
-    return "\n".join(lines)
 
 
 def malloc_no_trim() -> None:
@@ -157,23 +141,8 @@ def time_shape(shape, rounds: int, warmup: int, pause: float = PAUSE, untimed: i
 
     pairs = [("dlbook fwd", ours_fwd, "torch fwd", torch_fwd),
              ("dlbook fwd+bwd", ours_fwd_bwd, "torch fwd+bwd", torch_fwd_bwd)]
-    times: dict[str, list[float]] = {name: [] for p in pairs for name in (p[0], p[2])}
-    for r in range(warmup + rounds):
-        for name_a, fn_a, name_b, fn_b in pairs:
-            order = [(name_a, fn_a), (name_b, fn_b)]
-            if r % 2:
-                order.reverse()
-            for name, fn in order:
-                time.sleep(pause)  # let the other library's worker threads go idle (module docstring)
-                for _ in range(untimed):  # the first calls after switching libraries are not timed
-                    fn()
-                for _ in range(block):
-                    start = time.perf_counter()
-                    fn()
-                    elapsed = time.perf_counter() - start
-                    if r >= warmup:
-                        times[name].append(elapsed)
-    return times
+    return interleaved_times(pairs, rounds=rounds, warmup=warmup, pause=pause, untimed=untimed,
+                             block=block)
 
 
 def main(argv=None) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -38,3 +41,23 @@ def torch_forward_backward(fn, inputs: dict[str, np.ndarray], dout: np.ndarray |
         (out * torch.from_numpy(np.asarray(dout))).sum().backward()
     grads = {k: (t.grad.numpy() if t.is_floating_point() else None) for k, t in tensors.items()}
     return out.detach().numpy(), grads
+
+
+EXERCISES = Path(__file__).resolve().parents[1] / "exercises"
+
+
+def exercise_notebook(exercise: str, kind: str) -> dict:
+    """An exercise's notebook as a dict: ``kind`` "solution" or "student"."""
+    name = "solution.ipynb" if kind == "solution" else f"{exercise}.ipynb"
+    return json.loads((EXERCISES / exercise / name).read_text(encoding="utf-8"))
+
+
+def with_cell(nb: dict, source: str, *, after: str | None = None) -> dict:
+    """A copy of ``nb`` with a code cell at the top, or after the first cell holding ``after``."""
+    nb = json.loads(json.dumps(nb))
+    index = 0
+    if after is not None:
+        index = next(i for i, c in enumerate(nb["cells"]) if after in "".join(c["source"])) + 1
+    nb["cells"].insert(index, {"cell_type": "code", "execution_count": None, "id": f"added-{index}",
+                               "metadata": {}, "outputs": [], "source": source})
+    return nb

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import stat
 import tempfile
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import exercise_notebook, with_cell
 from dlbook.cli import main
 from dlbook.grading import Limits, UntrustedIsolation, grade_batch, load_exercise
 from dlbook.grading.batch import read_submission, submission_names
@@ -56,19 +56,7 @@ def send(data):
 
 
 def _notebook(kind: str) -> dict:
-    name = "solution.ipynb" if kind == "solution" else f"{EXERCISE}.ipynb"
-    return json.loads((ROOT / EXERCISE / name).read_text(encoding="utf-8"))
-
-
-def _with_cell(nb: dict, source: str, *, after: str | None = None) -> dict:
-    """A copy of ``nb`` with a code cell at the top, or after the first cell holding ``after``."""
-    nb = json.loads(json.dumps(nb))
-    index = 0
-    if after is not None:
-        index = next(i for i, c in enumerate(nb["cells"]) if after in "".join(c["source"])) + 1
-    nb["cells"].insert(index, {"cell_type": "code", "execution_count": None, "id": f"added-{index}",
-                               "metadata": {}, "outputs": [], "source": source})
-    return nb
+    return exercise_notebook(EXERCISE, kind)
 
 
 def _appended(nb: dict, source: str) -> dict:
@@ -224,11 +212,11 @@ def test_hostile_batch_in_the_namespace_sandbox(tmp_path):
              f"EXERCISE_ID = {EXERCISE!r}\n" + SOLUTION_THIEF)
     _write(subs, "correct", solution)
     _write(subs, "thief", _appended(student, thief))
-    _write(subs, "shm", _with_cell(student, SHM_STASH, after=after_import))
-    _write(subs, "nested", _with_cell(solution, NESTED, after=after_import))
-    _write(subs, "forger", _with_cell(solution, FORGER, after=after_import))
-    _write(subs, "torch_user", _with_cell(student, TORCH_AFTER_FORGED_FINISH, after=after_import))
-    _write(subs, "killed", _with_cell(solution, KILL_AFTER_FORGED_EXIT, after=after_import))
+    _write(subs, "shm", with_cell(student, SHM_STASH, after=after_import))
+    _write(subs, "nested", with_cell(solution, NESTED, after=after_import))
+    _write(subs, "forger", with_cell(solution, FORGER, after=after_import))
+    _write(subs, "torch_user", with_cell(student, TORCH_AFTER_FORGED_FINISH, after=after_import))
+    _write(subs, "killed", with_cell(solution, KILL_AFTER_FORGED_EXIT, after=after_import))
     for name in ("bob", "bob!", "bob-2", "Bob"):  # problem 5: names that used to collide
         _write(subs, name, solution)
     shm_before, leftovers_before = _host_shm_keys(), _our_leftovers()
@@ -307,7 +295,7 @@ def test_shared_memory_carries_no_state_between_runs(tmp_path):
     """Problem 2: the same file graded twice scores the same (it used to score 0, then 2)."""
     subs = tmp_path / "subs"
     subs.mkdir()
-    _write(subs, "shm", _with_cell(_notebook("student"), SHM_STASH, after="import numpy as np"))
+    _write(subs, "shm", with_cell(_notebook("student"), SHM_STASH, after="import numpy as np"))
     exercise = load_exercise(ROOT / EXERCISE)
     first = grade_batch(exercise, [subs], tmp_path / "one", limits=LIMITS)
     second = grade_batch(exercise, [subs], tmp_path / "two", limits=LIMITS)
@@ -484,7 +472,7 @@ def test_nested_folders_in_process_mode_are_cleaned_up(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
     _write(subs, "correct", _notebook("solution"))
-    _write(subs, "nested", _with_cell(_notebook("solution"), NESTED, after="import numpy as np"))
+    _write(subs, "nested", with_cell(_notebook("solution"), NESTED, after="import numpy as np"))
     thief = (f"ALLOWED = []\nSOLUTION = {str(ROOT / EXERCISE / 'solution.ipynb')!r}\n"
              f"SOURCE = {str(ROOT / EXERCISE / 'source.py')!r}\nREPO = {str(REPO)!r}\n"
              f"EXERCISE_ID = {EXERCISE!r}\n" + SOLUTION_THIEF)

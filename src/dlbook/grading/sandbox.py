@@ -335,28 +335,6 @@ def _kill(proc: subprocess.Popen) -> None:
         pass
 
 
-def _read_capped(dir_fd: int, name: str, limit: int) -> bytes | None:
-    """A regular file's bytes, read through ``dir_fd``, no link followed; None if absent/too big."""
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            return None
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks) if size <= limit else None
-    finally:
-        os.close(fd)
-
-
 def _zip_entries(blob: bytes) -> int:
     """The member count an archive's end-of-central-directory record declares (read first)."""
     at = blob.rfind(b"PK\x05\x06", max(0, len(blob) - 22 - 65535))
