@@ -282,7 +282,10 @@ def stochastic_by_definition(x, kernel_size, stride, seed):
     """The definition, one window at a time: u ~ U[0, 1) per window in output order, and the entry
     k with a_0 + ... + a_{k-1} <= u * sum(a) < a_0 + ... + a_k."""
     kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-    sh, sw = (kh, kw) if stride is None else ((stride, stride) if isinstance(stride, int) else stride)
+    if stride is None:
+        sh, sw = kh, kw
+    else:
+        sh, sw = (stride, stride) if isinstance(stride, int) else stride
     N, C, H, W = x.shape
     OH, OW = (H - kh) // sh + 1, (W - kw) // sw + 1
     draw = np.random.default_rng(seed)

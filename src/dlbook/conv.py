@@ -51,7 +51,9 @@ def _check_int(value, name: str, minimum: int) -> int:
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
-    """Output length of a convolution (or pooling) along one axis, ``(size + 2*padding - kernel_size) // stride + 1``.
+    """Output length of a convolution or pooling along one axis.
+
+    ``(size + 2*padding - kernel_size) // stride + 1``.
 
     With input height H, kernel height KH, padding P and stride S this is
     OH = (H + 2P - KH) // S + 1, and likewise OW for the width. Integer division: when the stride
