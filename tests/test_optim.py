@@ -46,7 +46,9 @@ def test_sgd_updates_in_place_and_can_be_told_apart(rng):
 def test_bad_hyper_parameters():
     layer = Linear(2, 2, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="lr"):
-        SGD(layer, lr=0.0)
+        SGD(layer, lr=-0.1)
+    with pytest.raises(ValueError, match="lr"):
+        SGD(layer, lr=float("nan"))
     with pytest.raises(ValueError, match="nesterov"):
         SGD(layer, lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="model"):
@@ -243,7 +245,7 @@ def test_adagrad_step_decays_as_one_over_sqrt_t():
     (Adam, dict(betas=(0.9, -0.1)), r"betas\[1\]"),
     (AdamW, dict(weight_decay=-1e-2), "weight_decay"),
     (Adam, dict(eps=-1.0), "eps"),
-    (Adam, dict(lr=0.0), "lr"),
+    (Adam, dict(lr=-1e-3), "lr"),
 ])
 def test_adaptive_bad_keywords(cls, bad, match):
     with pytest.raises(ValueError, match=match):
@@ -294,3 +296,41 @@ def test_sgd_nesterov_iterates_are_the_look_ahead_points_of_the_textbook_form():
     # Negative case: they are not the textbook's w itself, and the comparison says so.
     with pytest.raises(AssertionError):
         np.testing.assert_allclose(ours, book, rtol=1e-12, atol=1e-15)
+
+
+def test_per_layer_rates_and_a_rate_of_zero_freeze_like_torch_parameter_groups(rng):
+    """Two optimizers on two parts of a model = torch's parameter groups; lr=0 freezes a layer."""
+    import torch.nn.functional as F
+
+    from dlbook.activations import ReLU
+    from dlbook.losses import cross_entropy_backward, cross_entropy_forward
+    from dlbook.reference import copy_params_to_torch
+    from dlbook.sequential import Sequential
+
+    model = Sequential(Linear(5, 7, rng=rng), ReLU(), Linear(7, 3, rng=rng))
+    model_t = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3))
+    copy_params_to_torch(model, model_t)
+    frozen, trained = SGD(model[0], lr=0.0, momentum=0.9), SGD(model[2], lr=0.3, momentum=0.9)
+    opt_t = torch.optim.SGD([{"params": model_t[0].parameters(), "lr": 0.0},
+                             {"params": model_t[2].parameters()}], lr=0.3, momentum=0.9)
+    start = {i: {k: v.copy() for k, v in model[i].params.items()} for i in (0, 2)}
+    X, y = rng.standard_normal((12, 5)), rng.integers(0, 3, 12)
+    for step in range(3):
+        xb, yb = X[4 * step:4 * step + 4], y[4 * step:4 * step + 4]
+        _, cache = cross_entropy_forward(model.forward(xb), yb)
+        model.backward(cross_entropy_backward(cache))
+        frozen.step()
+        trained.step()
+        opt_t.zero_grad()
+        F.cross_entropy(model_t(torch.from_numpy(xb)), torch.from_numpy(yb)).backward()
+        opt_t.step()
+        for i in (0, 2):
+            np.testing.assert_allclose(model[i].params["w"], model_t[i].weight.detach().numpy(),
+                                       rtol=1e-11, atol=1e-13)
+            np.testing.assert_allclose(model[i].params["b"], model_t[i].bias.detach().numpy(),
+                                       rtol=1e-11, atol=1e-13)
+    for key in ("w", "b"):
+        np.testing.assert_array_equal(model[0].params[key], start[0][key])  # frozen: unchanged
+        assert np.abs(model[0].grads[key]).max() > 0  # although it had gradients
+        # negative case: the layer with a positive rate moved, so the same check fails there
+        assert not np.array_equal(model[2].params[key], start[2][key])

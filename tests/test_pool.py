@@ -269,3 +269,121 @@ def test_global_avg_pool_bad_input(rng):
     _, cache = global_avg_pool2d_forward(rng.standard_normal((2, 3, 4, 4)))
     with pytest.raises(ValueError, match=r"dout: expected shape \(2, 3, 1, 1\), got \(2, 3\)"):
         global_avg_pool2d_backward(np.zeros((2, 3)), cache)
+
+
+# --- stochastic pooling ------------------------------------------------------------------------
+
+from dlbook.pool import stochastic_pool2d_backward, stochastic_pool2d_forward  # noqa: E402
+
+STOCHASTIC_CASES = [((2, 3, 6, 8), 2, None), ((1, 2, 7, 5), 3, 2), ((2, 1, 5, 9), (2, 3), (1, 2))]
+
+
+def stochastic_by_definition(x, kernel_size, stride, seed):
+    """The definition, one window at a time: u ~ U[0, 1) per window in output order, and the entry
+    k with a_0 + ... + a_{k-1} <= u * sum(a) < a_0 + ... + a_k."""
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    if stride is None:
+        sh, sw = kh, kw
+    else:
+        sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    N, C, H, W = x.shape
+    OH, OW = (H - kh) // sh + 1, (W - kw) // sw + 1
+    draw = np.random.default_rng(seed)
+    out, arg = np.zeros((N, C, OH, OW)), np.zeros((N, C, OH, OW), dtype=int)
+    for n in range(N):
+        for c in range(C):
+            for r in range(OH):
+                for s in range(OW):
+                    window = x[n, c, r * sh:r * sh + kh, s * sw:s * sw + kw].ravel()
+                    u, acc = draw.random(), 0.0
+                    total = float(np.cumsum(window)[-1])
+                    for k, a in enumerate(window):
+                        acc += a
+                        if u * total < acc:
+                            out[n, c, r, s], arg[n, c, r, s] = a, k
+                            break
+    return out, arg
+
+
+def torch_gather(x, kernel_size, stride, arg, dout):
+    """out and dx from torch.autograd through gathering the drawn entry of every window."""
+    kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    N, C = x.shape[:2]
+    OH, OW = arg.shape[2:]
+
+    def fn(x):
+        cols = F.unfold(x, kernel, stride=kernel if stride is None else stride)
+        cols = cols.reshape(N, C, kernel[0] * kernel[1], OH, OW)
+        return torch.gather(cols, 2, torch.from_numpy(arg)[:, :, None]).squeeze(2)
+
+    out, grads = torch_forward_backward(fn, {"x": x}, dout)
+    return out, grads["x"]
+
+
+@pytest.mark.parametrize("x_shape, kernel, stride", STOCHASTIC_CASES)
+def test_stochastic_pool_draws_as_defined(x_shape, kernel, stride, rng):
+    x = rng.random(x_shape) * (rng.random(x_shape) < 0.7)  # non-negative, with zeros
+    out, (arg, _, _) = stochastic_pool2d_forward(x, kernel, stride, rng=np.random.default_rng(7))
+    ref_out, ref_arg = stochastic_by_definition(x, kernel, stride, seed=7)
+    np.testing.assert_array_equal(arg, ref_arg)
+    np.testing.assert_array_equal(out, ref_out)
+    # negative case: another seed draws other positions somewhere
+    other, _ = stochastic_pool2d_forward(x, kernel, stride, rng=np.random.default_rng(8))
+    assert not np.array_equal(other, ref_out)
+
+
+@pytest.mark.parametrize("x_shape, kernel, stride", STOCHASTIC_CASES)
+def test_stochastic_pool_backward_matches_torch_gather(x_shape, kernel, stride, rng):
+    x = rng.random(x_shape)
+    out, cache = stochastic_pool2d_forward(x, kernel, stride, rng=rng)
+    dout = rng.standard_normal(out.shape)
+    x_copy, dout_copy = x.copy(), dout.copy()
+    dx = stochastic_pool2d_backward(dout, cache)
+    ref_out, ref_dx = torch_gather(x, kernel, stride, cache[0], dout)
+    np.testing.assert_allclose(out, ref_out, **TIGHT)
+    np.testing.assert_allclose(dx, ref_dx, **TIGHT)
+    np.testing.assert_array_equal(x, x_copy)
+    np.testing.assert_array_equal(dout, dout_copy)
+    # negative case: routing to a different entry of each window is caught
+    wrong_arg = (cache[0] + 1) % np.prod(np.atleast_1d(kernel) * np.ones(2, int))
+    _, wrong_dx = torch_gather(x, kernel, stride, wrong_arg, dout)
+    assert not np.allclose(dx, wrong_dx, **TIGHT)
+
+
+def test_stochastic_pool_expectation_is_the_probability_weighted_average():
+    x = np.array([[[[1.0, 2.0, 0.0, 5.0],
+                    [3.0, 4.0, 1.0, 0.0]]]])  # (1, 1, 2, 4): two 2 x 2 windows
+    windows = [np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 5.0, 1.0, 0.0])]
+    draws = 20_000
+    batch = np.broadcast_to(x, (draws, 1, 2, 4))
+    out, (arg, _, _) = stochastic_pool2d_forward(batch, 2, rng=np.random.default_rng(0))
+    for k, a in enumerate(windows):
+        p = a / a.sum()
+        expected = float(p @ a)  # sum a^2 / sum a
+        sample = out[:, 0, 0, k]
+        standard_error = sample.std() / np.sqrt(draws)
+        assert abs(sample.mean() - expected) < 5 * standard_error
+        frequencies = np.bincount(arg[:, 0, 0, k], minlength=4) / draws
+        assert np.all(np.abs(frequencies - p) < 5 * np.sqrt(p * (1 - p) / draws) + 1e-12)
+        # negative cases: the Monte-Carlo check tells this apart from average and max pooling
+        assert abs(sample.mean() - a.mean()) > 5 * standard_error
+        assert abs(sample.mean() - a.max()) > 5 * standard_error
+
+
+def test_stochastic_pool_edge_cases_and_bad_input(rng):
+    x = np.zeros((1, 1, 2, 4))
+    x[0, 0, 1, 3] = 2.0  # first window all zeros, second has one positive entry
+    out, cache = stochastic_pool2d_forward(x, 2, rng=rng)
+    np.testing.assert_array_equal(out, [[[[0.0, 2.0]]]])
+    dx = stochastic_pool2d_backward(np.array([[[[3.0, 5.0]]]]), cache)
+    np.testing.assert_array_equal(dx, [[[[3.0, 0, 0, 0], [0, 0, 0, 5.0]]]])
+    with pytest.raises(ValueError, match="x: expected non-negative"):
+        stochastic_pool2d_forward(-np.ones((1, 1, 2, 2)), 2, rng=rng)
+    with pytest.raises(ValueError, match="x: expected non-negative"):
+        stochastic_pool2d_forward(np.full((1, 1, 2, 2), np.nan), 2, rng=rng)
+    with pytest.raises(ValueError, match="rng"):
+        stochastic_pool2d_forward(np.ones((1, 1, 2, 2)), 2, rng=0)
+    with pytest.raises(ValueError, match="x"):
+        stochastic_pool2d_forward(np.ones((2, 2)), 2, rng=rng)
+    with pytest.raises(ValueError, match="dout"):
+        stochastic_pool2d_backward(np.ones((1, 1, 1, 3)), cache)

@@ -51,11 +51,14 @@ def _check_int(value, name: str, minimum: int) -> int:
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
-    """Output length of a convolution (or pooling) along one axis, ``(size - kernel_size + 2*padding) // stride + 1``.
+    """Output length of a convolution or pooling along one axis.
 
-    With input width W, filter width F, padding P and stride S this is the familiar
-    (W - F + 2P) // S + 1. Integer division: when the stride does not divide W - F + 2P, the
-    last positions of the input that a full window cannot reach are dropped (as torch does).
+    ``(size + 2*padding - kernel_size) // stride + 1``.
+
+    With input height H, kernel height KH, padding P and stride S this is
+    OH = (H + 2P - KH) // S + 1, and likewise OW for the width. Integer division: when the stride
+    does not divide H + 2P - KH, the last positions of the input that a full window cannot
+    reach are dropped (as torch does).
 
     Args:
         size: input length (>= 1).

@@ -8,6 +8,9 @@ between steps.
 An optimizer is given the model (a :class:`~dlbook.module.Module`, or a list of them); at each
 ``step()`` it walks every module inside it and updates each parameter array in place. Its
 per-parameter state (momentum buffers, moment estimates, step counts) is keyed by the module and the parameter's name.
+
+Per-layer learning rates (torch's parameter groups) are separate optimizers on parts of a
+model, e.g. ``SGD(model[0], lr=0.0)`` and ``SGD(model[2:], lr=0.1)``; a rate of 0 freezes a layer.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ class Optimizer:
     """Base class: collects the parameters of ``model`` and keeps per-parameter state."""
 
     def __init__(self, model: Module | Iterable[Module], lr: float) -> None:
-        if not lr > 0:
-            raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
+        if not lr >= 0:  # as torch: a rate of 0 is allowed and freezes the parameters
+            raise ValueError(f"lr: expected a non-negative learning rate, got {lr!r}")
         roots = [model] if isinstance(model, Module) else list(model)
         if not all(isinstance(m, Module) for m in roots):
             raise ValueError("model: expected a dlbook Module or an iterable of Modules")

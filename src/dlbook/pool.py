@@ -21,6 +21,10 @@ Backward passes:
 
 Where windows overlap (stride < kernel size) the contributions add up.
 
+Stochastic pooling (Zeiler and Fergus, 2013) draws one entry of each non-negative window with
+probability proportional to its value and routes the gradient like max pooling; it takes an
+explicit ``rng`` and has no torch counterpart.
+
 The ``*_naive`` functions loop over output positions (what the chapter prints); the others loop
 only over the KH*KW offsets inside a window and are vectorised over everything else.
 """
@@ -39,6 +43,7 @@ __all__ = [
     "avg_pool2d_forward_naive", "avg_pool2d_backward_naive",
     "MaxPool2d", "AvgPool2d",
     "global_avg_pool2d_forward", "global_avg_pool2d_backward", "GlobalAvgPool2d",
+    "stochastic_pool2d_forward", "stochastic_pool2d_backward",
 ]
 
 
@@ -235,6 +240,72 @@ def avg_pool2d_backward_naive(dout: np.ndarray, cache) -> np.ndarray:
                 for s in range(g.OW):
                     dxp[n, c, r * g.sh:r * g.sh + g.KH, s * g.sw:s * g.sw + g.KW] += dout[n, c, r, s] / (g.KH * g.KW)
     return dxp[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W]
+
+
+# --- stochastic pooling --------------------------------------------------------------------------
+
+def stochastic_pool2d_forward(x: np.ndarray, kernel_size, stride=None, *,
+                              rng: np.random.Generator):
+    """Stochastic pooling: each window outputs one of its entries, drawn with probability
+    proportional to the entry (Zeiler and Fergus, 2013).
+
+    For the KH*KW entries a_k of a window (non-negative, e.g. the output of a ReLU)::
+
+        p_k = a_k / sum_j a_j,     out[n, c, r, s] = a_k  with probability p_k
+
+    so that E[out] = sum_k p_k a_k, the probability-weighted average of the window: somewhere
+    between its mean and its maximum. A large entry usually wins, as in max pooling, but not
+    always. The draw inverts the cumulative sum of the window with one uniform number
+    u ~ U[0, 1) per window (drawn in the order of ``out``): entry k is chosen when
+    a_0 + ... + a_{k-1} <= u * sum_j a_j < a_0 + ... + a_k. A window of zeros outputs 0 and
+    sends its gradient to its first entry.
+
+    Args:
+        x: (N, C, H, W) input, every entry >= 0.
+        kernel_size: KH = KW, or a pair (KH, KW).
+        stride: an int or a pair; None (the default) means ``kernel_size``. No padding.
+        rng: the generator that draws the positions.
+    Returns:
+        ``(out, cache)``: out (N, C, OH, OW); the cache holds the row-major offset i*KW + j of
+        each window's chosen entry, in the form :func:`max_pool2d_backward` reads. PyTorch has
+        no stochastic pooling: given the chosen positions, the output and its gradient match
+        torch.autograd through gathering those positions.
+    """
+    x, g = _pool_args(x, kernel_size, stride, 0)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+    if not np.all(x >= 0):
+        bad = "NaN" if np.isnan(x).any() else f"a minimum of {x.min()!r}"
+        raise ValueError(f"x: expected non-negative activations (e.g. after a ReLU), got {bad}")
+    windows = np.stack([_window(x, i, j, g) for i in range(g.KH) for j in range(g.KW)],
+                       axis=-1)  # (N, C, OH, OW, KH*KW)
+    cumulative = np.cumsum(windows, axis=-1)  # (N, C, OH, OW, KH*KW)
+    u = rng.random((g.N, g.C, g.OH, g.OW))[..., None] * cumulative[..., -1:]  # (N, C, OH, OW, 1)
+    arg = np.sum(cumulative <= u, axis=-1)  # (N, C, OH, OW): entries passed before u is reached
+    # u rounded up to the total (a one-in-2^53 event) or a window of zeros: the last positive
+    # entry, or the first entry when there is none.
+    last_positive = g.KH * g.KW - 1 - np.argmax(windows[..., ::-1] > 0, axis=-1)
+    empty = cumulative[..., -1] == 0
+    arg = np.where(arg >= g.KH * g.KW, last_positive, arg)
+    arg = np.where(empty, 0, arg)
+    out = np.take_along_axis(windows, arg[..., None], axis=-1)[..., 0]  # (N, C, OH, OW)
+    return out, (arg, g, x.dtype)
+
+
+def stochastic_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """Gradient of stochastic pooling: each dout goes to the entry its window drew.
+
+    dx[n, c, r*sh + i, s*sw + j] += dout[n, c, r, s]   for the drawn (i, j) only,
+
+    the routing of :func:`max_pool2d_backward` with the drawn entry in place of the maximum
+    (the draw itself is not differentiated).
+
+    Args:
+        dout: (N, C, OH, OW) upstream gradient; cache: from :func:`stochastic_pool2d_forward`.
+    Returns:
+        dx (N, C, H, W).
+    """
+    return max_pool2d_backward(dout, cache)
 
 
 # --- layers ----------------------------------------------------------------------------------------
