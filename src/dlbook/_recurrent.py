@@ -109,6 +109,7 @@ class StackedRecurrent(Module):
                 for kind, shape in shapes.items():
                     value = init.uniform(shape, rng, -bound, bound).astype(dtype)  # as torch's reset_parameters
                     self.params[f"{kind}_l{layer}{suffix}"] = value
+        self.dhx = None  # the gradient on the initial states, after backward
         self.zero_grad()
 
     def _suffixes(self) -> tuple[str, ...]:
@@ -199,6 +200,22 @@ class StackedRecurrent(Module):
                     self.grads[f"{kind}_l{layer}{suffix}"] = grad
             dlayer = dinput
         return dlayer, tuple(dstates0)
+
+    def forward(self, x: np.ndarray, hx: np.ndarray | None = None):
+        """``(out, h_n)`` for inputs ``x`` (T, N, D) and initial states ``hx`` (L * dirs, N, H).
+
+        For layers with one state (RNN, GRU); the LSTM, with two, overrides it.
+        """
+        out, (h_n,) = self._run_forward(x, hx)
+        return out, h_n
+
+    def __call__(self, x: np.ndarray, hx=None):
+        return self.forward(x, hx)
+
+    def backward(self, dout: np.ndarray, dh_n: np.ndarray | None = None) -> np.ndarray:
+        """Return dL/dx for gradients on ``out`` and (optionally) ``h_n``; fill grads, dhx."""
+        dx, (self.dhx,) = self._run_backward(dout, (dh_n,))
+        return dx
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"

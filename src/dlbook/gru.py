@@ -132,13 +132,6 @@ class GRU(StackedRecurrent):
 
     _gates = 3
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                 bidirectional: bool = False, rng: np.random.Generator | None = None,
-                 dtype=np.float64) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bidirectional=bidirectional,
-                         rng=rng, dtype=dtype)
-        self.dhx = None
-
     def _cell_forward(self, x, states, weights):
         out, h_n, cache = gru_forward(x, states[0], *weights)
         return out, (h_n,), cache
@@ -146,16 +139,3 @@ class GRU(StackedRecurrent):
     def _cell_backward(self, dout, cache, dstates):
         dx, dh0, *dweights = gru_backward(dout, cache, dstates[0])
         return dx, (dh0,), dweights
-
-    def forward(self, x: np.ndarray, hx: np.ndarray | None = None):
-        """``(out, h_n)`` for inputs ``x`` (T, N, D) and initial states ``hx`` (L * dirs, N, H)."""
-        out, (h_n,) = self._run_forward(x, hx)
-        return out, h_n
-
-    def __call__(self, x: np.ndarray, hx: np.ndarray | None = None):
-        return self.forward(x, hx)
-
-    def backward(self, dout: np.ndarray, dh_n: np.ndarray | None = None) -> np.ndarray:
-        """Return dL/dx for gradients on ``out`` and (optionally) ``h_n``; fill grads, dhx."""
-        dx, (self.dhx,) = self._run_backward(dout, (dh_n,))
-        return dx

@@ -155,13 +155,6 @@ class LSTM(StackedRecurrent):
     _gates = 4
     _state_names = ("h", "c")
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                 bidirectional: bool = False, rng: np.random.Generator | None = None,
-                 dtype=np.float64) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bidirectional=bidirectional,
-                         rng=rng, dtype=dtype)
-        self.dhx = None
-
     def _cell_forward(self, x, states, weights):
         out, final, cache = _lstm_fast.lstm_forward(x, *states, *weights)
         return out, final, cache
