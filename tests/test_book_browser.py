@@ -786,18 +786,23 @@ REQUIRED_PAPERS = {
 }
 
 
-def _bib_entries() -> list[tuple[str, str]]:
+def _bib_entries(with_year: bool = False) -> list[tuple[str, str]]:
+    """(key, normalised title) per entry; ``with_year`` appends the year, which tells apart two
+    works of one title ("Deep learning", Nature 2015, and "Deep Learning", MIT Press 2016)."""
     text = (ROOT / "references.bib").read_text(encoding="utf-8")
     entries = []
     for m in re.finditer(r"@\w+\s*\{\s*([^,\s]+)\s*,(.*?)\n\}", text, flags=re.S):
         title = re.search(r"\btitle\s*=\s*[{\"](.*?)[}\"]\s*,?\s*\n", m.group(2), flags=re.S)
         norm = re.sub(r"[^a-z0-9 -]", "", re.sub(r"\s+", " ", title.group(1).lower())) if title else ""
+        year = re.search(r"\byear\s*=\s*[{\"]?(\d{4})", m.group(2))
+        if with_year and norm:
+            norm = f"{norm.strip()} ({year.group(1) if year else '?'})"
         entries.append((m.group(1), norm.strip()))
     return entries
 
 
 def test_bibliography_has_no_duplicates():
-    entries = _bib_entries()
+    entries = _bib_entries(with_year=True)
     keys = [k.lower() for k, _ in entries]
     assert len(entries) == len(re.findall(r"^\s*@\w+\s*\{", (ROOT / "references.bib").read_text(), re.M))
     assert sorted({k for k in keys if keys.count(k) > 1}) == [], "duplicate bibtex keys"
