@@ -78,7 +78,7 @@ def test_stable_for_large_inputs():
 
 
 def test_sources_numbers():
-    # softmax([1, 2, 3]) (seed 001, (5-30) corrected; the printed e^{-O} version reverses it)
+    # softmax([1, 2, 3]) (the deep-learning textbook chapter, (5-30) corrected; the printed e^{-O} version reverses it)
     np.testing.assert_allclose(A.softmax(np.array([1.0, 2.0, 3.0])), [0.09003057, 0.24472847, 0.66524096],
                                atol=1e-8)
     # the sigmoid derivative peaks at 1/4, at x = 0
@@ -91,7 +91,7 @@ def test_sources_numbers():
     x = np.array([-3.0, -1.0, -0.1])
     out, cache = A.elu_forward(x, alpha=0.7)
     np.testing.assert_allclose(A.elu_backward(np.ones_like(x), cache), out + 0.7, rtol=1e-15)
-    # leaky ReLU derivative on [-2, 0, 3] (seed 001 Listing 2 returns 0 at -2: an int-dtype bug)
+    # leaky ReLU derivative on [-2, 0, 3] (the deep-learning textbook chapter Listing 2 returns 0 at -2: an int-dtype bug)
     _, cache = A.leaky_relu_forward(np.array([-2, 0, 3]))
     np.testing.assert_allclose(A.leaky_relu_backward(np.ones(3), cache), [0.01, 0.01, 1.0])
     # ReLU'(0) = 0

@@ -61,7 +61,7 @@ def test_deltas_are_minus_dE_dnet_and_central_differences_agree(rng):
 
 
 def test_the_printed_bias_rules_fail_the_check(rng):
-    # Seed 001 prints Delta b_hidden = eta delta_o (5-19) and Delta b_out = eta delta_y (5-21): swapped.
+    # The deep-learning textbook chapter prints Delta b_hidden = eta delta_o (5-19) and Delta b_out = eta delta_y (5-21): swapped.
     # With m = l the shapes agree, so only the values can tell; the gradient check does.
     params = init_two_layer_sigmoid(3, 2, 2, rng=rng)
     x, d = rng.standard_normal(3), np.array([0.1, 0.8])

@@ -21,8 +21,8 @@ from dlbook.conv import (Conv2d, col2im, conv2d_backward, conv2d_backward_im2col
                          conv2d_forward, conv2d_forward_im2col, conv2d_forward_naive, conv_output_size, im2col)
 from dlbook.gradcheck import GradientCheckError, check_gradients, check_module_gradients
 
-# The sources' example (seed 000 Fig 2-6, seed 002 §2.1.1, seed 004): a 5x5 binary image and the
-# "101010101" kernel. See "Canonical conv example" in inventory-000-002-004.md.
+# The sources' example (the CNN textbook chapter Fig 2-6, the CNN article §2.1.1, the CNN slides): a 5x5 binary image and the
+# "101010101" kernel. The same example appears in all three.
 X_SOURCES = np.array([[1, 1, 1, 0, 0],
                       [0, 1, 1, 1, 0],
                       [0, 0, 1, 1, 1],
@@ -203,7 +203,7 @@ def test_output_sizes_from_the_sources(rng):
 
 
 def test_output_is_per_channel_correlations_summed_plus_bias(rng):
-    # seed 004's multi-channel example adds one correlation per input channel and the bias
+    # the CNN slides' multi-channel example adds one correlation per input channel and the bias
     x, w, b = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((2, 3, 3, 3)), rng.standard_normal(2)
     out, _ = conv2d_forward(x, w, b, 2, 1)
     per_channel = sum(conv2d_forward(x[:, c:c + 1], w[:, c:c + 1], None, 2, 1)[0] for c in range(3))

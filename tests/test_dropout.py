@@ -68,7 +68,7 @@ def test_backward_matches_central_differences_for_a_fixed_mask(rng):
     _, cache = dropout_forward(x, 0.3, mask=keep)
     f = lambda x: dropout_forward(x, 0.3, mask=keep)[0]
     check_gradients(f, {"x": x}, {"x": dropout_backward(dout, cache)}, dout)
-    # negative case: a backward pass that ignores the mask and the scaling (seed 001, Listing 1)
+    # negative case: a backward pass that ignores the mask and the scaling (the deep-learning textbook chapter, Listing 1)
     with pytest.raises(GradientCheckError, match="'x'"):
         check_gradients(f, {"x": x}, {"x": dout}, dout)
 

@@ -79,7 +79,7 @@ def test_numerical_jacobian_matches_torch_and_vec_orders(rng):
     jac = numerical_jacobian(f, x)
     jac_t = torch.autograd.functional.jacobian(lambda v: torch.tanh(torch.from_numpy(w) @ v), torch.from_numpy(x))
     np.testing.assert_allclose(jac, jac_t.numpy().reshape(8, 12), rtol=1e-7, atol=1e-9)
-    # Column-major vec: for y = W x (no tanh), d vec(y) / d vec(x)^T = I_4 kron W (seed 003 appendix A).
+    # Column-major vec: for y = W x (no tanh), d vec(y) / d vec(x)^T = I_4 kron W (Wei (2017) appendix A).
     jac_f = numerical_jacobian(lambda v: w @ v, x, order="F")
     np.testing.assert_allclose(jac_f, np.kron(np.eye(4), w), rtol=1e-8, atol=1e-9)
     # ... which is not what the row-major ordering gives: the two orders really differ.

@@ -52,7 +52,7 @@ def test_central_differences_and_a_transposed_bug(rng):
 
 
 def test_stacked_linear_layers_collapse_to_one(rng):
-    # x W1 W2 = x W' (seed 000 (2-2)..(2-4)); in torch's layout that is w' = w2 @ w1.
+    # x W1 W2 = x W' (the CNN textbook chapter (2-2)..(2-4)); in torch's layout that is w' = w2 @ w1.
     x = rng.standard_normal((5, 4))
     w1, w2 = rng.standard_normal((3, 4)), rng.standard_normal((2, 3))
     two, _ = linear_forward(linear_forward(x, w1)[0], w2)

@@ -33,10 +33,10 @@ def test_binary_cross_entropy_matches_torch(rng):
 
 
 def test_binary_cross_entropy_sources_values():
-    # (target, prob) = (1, 0.9), (0, 0.9), (1, 0.5): seed 001, cross-entropy listing
+    # (target, prob) = (1, 0.9), (0, 0.9), (1, 0.5): the deep-learning textbook chapter, cross-entropy listing
     for t, p, expected in [(1, 0.9, 0.1053605), (0, 0.9, 2.3025851), (1, 0.5, 0.6931472)]:
         assert L.binary_cross_entropy_forward(np.array([p]), np.array([t]))[0] == pytest.approx(expected, abs=1e-7)
-    # y = [1, 0, 1], y_hat = [0.9, 0.2, 0.6]: J = 0.27978 (seed 000 (2-12), recomputed)
+    # y = [1, 0, 1], y_hat = [0.9, 0.2, 0.6]: J = 0.27978 (the CNN textbook chapter (2-12), recomputed)
     loss, _ = L.binary_cross_entropy_forward(np.array([0.9, 0.2, 0.6]), np.array([1.0, 0.0, 1.0]))
     assert loss == pytest.approx(0.27978, abs=1e-5)
     # certain and wrong: torch clamps the log at -100 instead of returning inf

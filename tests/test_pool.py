@@ -100,11 +100,11 @@ def test_random_shapes_fast_equals_torch(kind, n, c, h, w, kh, kw, sh, sw, ph, p
 # --- the sources' worked numbers -----------------------------------------------------------------------
 
 def test_max_pool_2x2_example_and_routing():
-    # The classic 2x2, stride-2 max-pooling figure (CS231n; seed 002 draws one without numbers).
+    # The classic 2x2, stride-2 max-pooling figure (CS231n; the CNN article draws one without numbers).
     x = np.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]], dtype=np.float64)[None, None]
     out, cache = max_pool2d_forward(x, 2)
     np.testing.assert_array_equal(out[0, 0], [[6, 8], [3, 4]])
-    # each delta goes to its window's maximum, unchanged; the other 12 positions get 0 (seed 004)
+    # each delta goes to its window's maximum, unchanged; the other 12 positions get 0 (the CNN slides)
     delta = np.array([[2.0, 8.0], [4.0, 6.0]])[None, None]
     np.testing.assert_array_equal(max_pool2d_backward(delta, cache)[0, 0],
                                   [[0, 0, 0, 0], [0, 2, 0, 8], [4, 0, 0, 0], [0, 0, 0, 6]])
@@ -113,7 +113,7 @@ def test_max_pool_2x2_example_and_routing():
 
 
 def test_avg_pool_backward_spreads_delta_over_four():
-    # seed 004: the residual of each 2x2 window is split into 4 equal parts
+    # the CNN slides: the residual of each 2x2 window is split into 4 equal parts
     x = np.arange(16.0).reshape(1, 1, 4, 4)
     out, cache = avg_pool2d_forward(x, 2)
     np.testing.assert_allclose(out[0, 0], [[2.5, 4.5], [10.5, 12.5]], **TIGHT)

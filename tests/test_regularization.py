@@ -1,4 +1,4 @@
-"""dlbook.regularization against torch in float64, and seed 000's worked update."""
+"""dlbook.regularization against torch in float64, and the CNN textbook chapter's worked update."""
 
 from __future__ import annotations
 
