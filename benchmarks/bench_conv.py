@@ -47,8 +47,6 @@ fail on slow timings.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -59,7 +57,7 @@ import torch.nn.functional as F
 from dlbook.conv import conv2d_backward, conv2d_forward
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, beside this script
-from _harness import environment, interleaved_times  # noqa: E402
+from _harness import add_common_options, environment, interleaved_times, report, setup  # noqa: E402
 
 SHAPES = [  # (N, C, H, W, F, K, pad), stride 1
     (64, 16, 16, 16, 32, 3, 1),
@@ -147,64 +145,30 @@ def time_shape(shape, rounds: int, warmup: int, pause: float = PAUSE, untimed: i
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 round, no warm-up round, no pauses (a smoke test)")
-    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per shape (default 7)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="limit both numpy's BLAS and torch to this many threads (default: their own defaults)")
+    add_common_options(parser, "N,C,H,W,F,K,PAD")
     parser.add_argument("--malloc-no-trim", action="store_true",
-                        help="tell glibc never to return freed memory to the system (see the module docstring)")
-    parser.add_argument("--shape", action="append", default=None, metavar="N,C,H,W,F,K,PAD",
-                        help="time this shape instead of the default ones (repeatable)")
+                        help="tell glibc never to return freed memory to the system (see the docstring)")
     args = parser.parse_args(argv)
-    shapes = SHAPES
-    if args.shape:
-        try:
-            shapes = [tuple(int(v) for v in s.split(",")) for s in args.shape]
-        except ValueError:
-            parser.error(f"--shape: expected seven comma-separated ints, got {args.shape}")
-        if any(len(s) != 7 for s in shapes):
-            parser.error(f"--shape: expected seven comma-separated ints N,C,H,W,F,K,PAD, got {args.shape}")
-    rounds = args.rounds or (1 if args.quick else 7)
-    warmup = 0 if args.quick else 2
-    pause = 0.0 if args.quick else PAUSE
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error(f"--threads: expected a positive int, got {args.threads}")
-        from threadpoolctl import threadpool_limits  # installed with scikit-learn
-        threadpool_limits(args.threads, user_api="blas")
-        torch.set_num_threads(args.threads)
+    shapes, rounds, warmup, pause = setup(parser, args, SHAPES, "N,C,H,W,F,K,PAD", PAUSE)
     if args.malloc_no_trim:
         malloc_no_trim()
 
     print(environment())
-    print(f"float32, stride 1, {rounds} interleaved rounds after {warmup} warm-up round(s); each round, "
-          f"per library and pass: {pause:g} s pause, {UNTIMED} untimed calls, {BLOCK} timed calls; medians; "
-          f"ratio = dlbook time / torch time (target: fwd+bwd ratio <= {TARGET_RATIO:g}); memory allocator: "
+    print(f"float32, stride 1, {rounds} interleaved rounds after {warmup} warm-up round(s); each "
+          f"round, per library and pass: {pause:g} s pause, {UNTIMED} untimed calls, {BLOCK} timed "
+          f"calls; medians; ratio = dlbook time / torch time (target: fwd+bwd ratio <= "
+          f"{TARGET_RATIO:g}); memory allocator: "
           f"{'glibc, freed memory kept (--malloc-no-trim)' if args.malloc_no_trim else 'default'}\n")
-    header = (f"{'(N, C, H, W, F, K, pad)':<28} {'pass':<8} {'dlbook ms':>10} {'torch ms':>10} "
-              f"{'dlbook GF/s':>12} {'torch GF/s':>11} {'ratio':>6}  {'spread':>13}")
-    print(header)
-    print("-" * len(header))
-    verdicts = []
-    for shape in shapes:
-        n, c, h, w, f, k, pad = shape
+
+    def measure(shape):
         check_agreement(shape)
-        flops_fwd = 2.0 * n * f * (h + 2 * pad - k + 1) * (w + 2 * pad - k + 1) * c * k * k
-        times = time_shape(shape, rounds, warmup, pause)
-        for kind, flops in (("fwd", flops_fwd), ("fwd+bwd", 3 * flops_fwd)):
-            ours = statistics.median(times[f"dlbook {kind}"])
-            ref = statistics.median(times[f"torch {kind}"])
-            q = statistics.quantiles(times[f"dlbook {kind}"], n=4) if len(times[f"dlbook {kind}"]) >= 4 else None
-            spread = f"{q[0] * 1e3:.1f}-{q[2] * 1e3:.1f} ms" if q else "-"
-            print(f"{str(shape):<28} {kind:<8} {ours * 1e3:>10.2f} {ref * 1e3:>10.2f} "
-                  f"{flops / ours / 1e9:>12.1f} {flops / ref / 1e9:>11.1f} {ours / ref:>6.2f}  {spread:>13}")
-            if kind == "fwd+bwd":
-                verdicts.append((shape, ours / ref))
-    print("\nspread: interquartile range of dlbook's times (other load on the machine widens it)")
-    for shape, ratio in verdicts:
-        verdict = "within" if ratio <= TARGET_RATIO else "NOT within"
-        print(f"{shape}: dlbook fwd+bwd is {ratio:.2f}x torch's time, {verdict} the {TARGET_RATIO:g}x target")
-    print("load average at the end: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+        return time_shape(shape, rounds, warmup, pause)
+
+    def forward_flops(shape):
+        n, c, h, w, f, k, pad = shape
+        return 2.0 * n * f * (h + 2 * pad - k + 1) * (w + 2 * pad - k + 1) * c * k * k
+
+    report(shapes, "(N, C, H, W, F, K, pad)", measure, forward_flops, TARGET_RATIO)
     return 0
 
 

@@ -38,8 +38,6 @@ fail on slow timings.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -49,7 +47,7 @@ import torch
 from dlbook.lstm import LSTM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, beside this script
-from _harness import environment, interleaved_times  # noqa: E402
+from _harness import add_common_options, environment, interleaved_times, report, setup  # noqa: E402
 
 SHAPES = [  # (T, N, D, H)
     (32, 32, 64, 128),
@@ -132,69 +130,31 @@ def time_shape(shape, rounds: int, warmup: int, pause: float = PAUSE, untimed: i
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="1 round, no warm-up round, no pauses (a smoke test)")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="timed rounds per shape (default 7)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="limit both numpy's BLAS and torch to this many threads")
+    add_common_options(parser, "T,N,D,H")
     parser.add_argument("--torch-no-mkldnn", action="store_true",
                         help="turn off torch's oneDNN (mkldnn) LSTM kernels: time its own ATen path")
-    parser.add_argument("--shape", action="append", default=None, metavar="T,N,D,H",
-                        help="time this shape instead of the default ones (repeatable)")
     args = parser.parse_args(argv)
-    shapes = SHAPES
-    if args.shape:
-        try:
-            shapes = [tuple(int(v) for v in s.split(",")) for s in args.shape]
-        except ValueError:
-            parser.error(f"--shape: expected four comma-separated ints, got {args.shape}")
-        if any(len(s) != 4 or min(s) < 1 for s in shapes):
-            parser.error(f"--shape: expected four positive ints T,N,D,H, got {args.shape}")
-    rounds = args.rounds or (1 if args.quick else 7)
-    warmup = 0 if args.quick else 2
-    pause = 0.0 if args.quick else PAUSE
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error(f"--threads: expected a positive int, got {args.threads}")
-        from threadpoolctl import threadpool_limits  # installed with scikit-learn
-        threadpool_limits(args.threads, user_api="blas")
-        torch.set_num_threads(args.threads)
-
+    shapes, rounds, warmup, pause = setup(parser, args, SHAPES, "T,N,D,H", PAUSE)
+    if any(min(s) < 1 for s in shapes):
+        parser.error(f"--shape: expected four positive ints T,N,D,H, got {args.shape}")
     if args.torch_no_mkldnn:
         torch.backends.mkldnn.enabled = False
+
     print(environment())
     print(f"float32, one unidirectional layer, {rounds} interleaved rounds after {warmup} warm-up "
           f"round(s); each round, per library and pass: {pause:g} s pause, {UNTIMED} untimed "
           f"calls, {BLOCK} timed calls; medians; ratio = dlbook time / torch time (target: "
           f"fwd+bwd ratio <= {TARGET_RATIO:g})\n")
-    header = (f"{'(T, N, D, H)':<20} {'pass':<8} {'dlbook ms':>10} {'torch ms':>10} "
-              f"{'dlbook GF/s':>12} {'torch GF/s':>11} {'ratio':>6}  {'spread':>15}")
-    print(header)
-    print("-" * len(header))
-    verdicts = []
-    for shape in shapes:
-        steps, batch, features, hidden = shape
+
+    def measure(shape):
         check_agreement(shape)
-        flops_fwd = 2.0 * steps * batch * 4 * hidden * (features + hidden)
-        times = time_shape(shape, rounds, warmup, pause)
-        for kind, flops in (("fwd", flops_fwd), ("fwd+bwd", 3 * flops_fwd)):
-            ours = statistics.median(times[f"dlbook {kind}"])
-            ref = statistics.median(times[f"torch {kind}"])
-            samples = times[f"dlbook {kind}"]
-            q = statistics.quantiles(samples, n=4) if len(samples) >= 4 else None
-            spread = f"{q[0] * 1e3:.2f}-{q[2] * 1e3:.2f} ms" if q else "-"
-            print(f"{str(shape):<20} {kind:<8} {ours * 1e3:>10.2f} {ref * 1e3:>10.2f} "
-                  f"{flops / ours / 1e9:>12.1f} {flops / ref / 1e9:>11.1f} {ours / ref:>6.2f}  "
-                  f"{spread:>15}")
-            if kind == "fwd+bwd":
-                verdicts.append((shape, ours / ref))
-    print("\nspread: interquartile range of dlbook's times (other load on the machine widens it)")
-    for shape, ratio in verdicts:
-        verdict = "within" if ratio <= TARGET_RATIO else "NOT within"
-        print(f"{shape}: dlbook fwd+bwd is {ratio:.2f}x torch's time, {verdict} the "
-              f"{TARGET_RATIO:g}x target")
-    print("load average at the end: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+        return time_shape(shape, rounds, warmup, pause)
+
+    def forward_flops(shape):
+        steps, batch, features, hidden = shape
+        return 2.0 * steps * batch * 4 * hidden * (features + hidden)
+
+    report(shapes, "(T, N, D, H)", measure, forward_flops, TARGET_RATIO)
     return 0
 
 
