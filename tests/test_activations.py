@@ -270,3 +270,49 @@ def test_rrelu_layer_train_and_eval(rng):
         A.rrelu_forward(x, training=True)
     with pytest.raises(ValueError, match="lower, upper"):
         A.RReLU(0.5, 0.2)
+
+
+@pytest.mark.parametrize("shape, pieces", [((4, 6), 2), ((1, 9), 3), ((5, 3), 1), ((3, 8), 4)])
+def test_maxout_matches_torch(shape, pieces, rng):
+    x = rng.standard_normal(shape)
+    dout = rng.standard_normal((shape[0], shape[1] // pieces))
+    x_before, dout_before = x.copy(), dout.copy()
+    out, cache = A.maxout_forward(x, pieces)
+    dx = A.maxout_backward(dout, cache)
+    out_t, grads_t = torch_forward_backward(
+        lambda x: x.view(shape[0], -1, pieces).amax(-1), {"x": x}, dout)
+    np.testing.assert_allclose(out, out_t, **TIGHT)
+    np.testing.assert_allclose(dx, grads_t["x"], **TIGHT)
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(dout, dout_before)
+
+
+def test_maxout_gradients_match_central_differences_and_a_wrong_one_fails(rng):
+    x = rng.standard_normal((3, 6))
+    dout = rng.standard_normal((3, 2))
+    out, cache = A.maxout_forward(x, 3)
+    dx = A.maxout_backward(dout, cache)
+    check_gradients(lambda x: A.maxout_forward(x, 3)[0], {"x": x}, {"x": dx}, dout)
+    spread = np.repeat(dout, 3, axis=1) / 3  # wrong: every piece gets a share
+    with pytest.raises(GradientCheckError, match="'x'"):
+        check_gradients(lambda x: A.maxout_forward(x, 3)[0], {"x": x}, {"x": spread}, dout)
+
+
+def test_maxout_with_two_pieces_is_relu_and_abs():
+    z = np.linspace(-2, 2, 9)
+    relu_pieces = np.column_stack([z, np.zeros_like(z)])  # max(z, 0)
+    abs_pieces = np.column_stack([z, -z])  # max(z, -z)
+    np.testing.assert_array_equal(A.maxout_forward(relu_pieces, 2)[0][:, 0], A.relu(z))
+    np.testing.assert_array_equal(A.maxout_forward(abs_pieces, 2)[0][:, 0], np.abs(z))
+
+
+def test_maxout_bad_input(rng):
+    with pytest.raises(ValueError, match="divisible by pieces=4"):
+        A.maxout_forward(rng.standard_normal((2, 6)), 4)
+    with pytest.raises(ValueError, match="pieces: expected a positive integer"):
+        A.maxout_forward(rng.standard_normal((2, 6)), 0)
+    with pytest.raises(ValueError, match="x: expected a 2-D array"):
+        A.maxout_forward(rng.standard_normal(6), 2)
+    _, cache = A.maxout_forward(rng.standard_normal((2, 6)), 2)
+    with pytest.raises(ValueError, match="dout: expected shape \\(2, 3\\)"):
+        A.maxout_backward(np.ones((3, 2)), cache)

@@ -24,6 +24,7 @@ __all__ = [
     "elu_forward", "elu_backward", "softmax_forward", "softmax_backward",
     "log_softmax_forward", "log_softmax_backward",
     "prelu_forward", "prelu_backward", "rrelu_forward", "rrelu_backward",
+    "maxout_forward", "maxout_backward",
     "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU", "RReLU",
 ]
 
@@ -291,6 +292,44 @@ def rrelu_backward(dout: np.ndarray, cache) -> np.ndarray:
     factor = cache
     dout = _check_dout(dout, factor.shape)
     return dout * factor
+
+
+def maxout_forward(x: np.ndarray, pieces: int):
+    """Forward pass of maxout (Goodfellow et al., 2013): the largest of ``pieces`` inputs.
+
+    Each output unit j takes the maximum of ``pieces`` consecutive features of its input,
+    ``out[n, j] = max_i x[n, j * pieces + i]``. Applied to a linear layer with
+    ``D_out * pieces`` outputs, unit j is ``max_i (w_ji . x + b_ji)``, a convex
+    piecewise-linear function with ``pieces`` learned pieces. Equals
+    ``x.view(N, D_out, pieces).amax(-1)`` in PyTorch, which has no maxout layer.
+
+    Args:
+        x: (N, D_out * pieces) pre-activations.
+        pieces: number of affine pieces per unit, at least 1.
+    Returns:
+        ``(out, cache)`` with ``out`` of shape (N, D_out).
+    """
+    x = as_array(x, "x")
+    check_ndim(x, 2, "x", "(N, D_out * pieces)")
+    if not (isinstance(pieces, (int, np.integer)) and pieces >= 1):
+        raise ValueError(f"pieces: expected a positive integer, got {pieces!r}")
+    n, features = x.shape
+    if features % pieces:
+        raise ValueError(f"x: expected a number of features divisible by pieces={pieces}, "
+                         f"got shape {x.shape}")
+    grouped = x.reshape(n, features // pieces, pieces)  # (N, D_out, pieces)
+    winner = np.argmax(grouped, axis=-1)  # (N, D_out): the first largest piece
+    out = np.take_along_axis(grouped, winner[..., None], axis=-1)[..., 0]  # (N, D_out)
+    return out, (winner, x.shape)
+
+
+def maxout_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx: each unit's gradient goes to the piece that won the maximum, zero to the others."""
+    winner, x_shape = cache
+    dout = _check_dout(dout, winner.shape)
+    dx = np.zeros((x_shape[0], winner.shape[1], x_shape[1] // winner.shape[1]), dout.dtype)
+    np.put_along_axis(dx, winner[..., None], dout[..., None], axis=-1)
+    return dx.reshape(x_shape)
 
 
 # --- thin layer classes ------------------------------------------------------------------
