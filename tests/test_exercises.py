@@ -64,6 +64,11 @@ SEEDED_BUGS = {
                                "window = x[:, :, i:i + kernel_size, j:j + kernel_size]"),
         "max_pool2d_backward": ("mask = window == window.max(axis=(2, 3), keepdims=True)", "mask = window == window.max()"),
     },
+    "ch7-adam": {
+        "adam_step": ("m_hat = m / (1.0 - beta1 ** t)", "m_hat = m"),
+        "adamw_step": ("param = param * (1.0 - lr * weight_decay)", "param = param - lr * weight_decay"),
+        "adamax_step": ("u = np.maximum(beta2 * u, np.abs(grad) + eps)", "u = np.maximum(u, np.abs(grad) + eps)"),
+    },
 }
 
 
