@@ -64,6 +64,10 @@ SEEDED_BUGS = {
                                "window = x[:, :, i:i + kernel_size, j:j + kernel_size]"),
         "max_pool2d_backward": ("mask = window == window.max(axis=(2, 3), keepdims=True)", "mask = window == window.max()"),
     },
+    "ch7-prelu": {
+        "prelu_forward": ("out = np.where(x > 0, x, alpha * x)", "out = np.maximum(x, 0) + alpha * x"),
+        "prelu_backward": ("contrib = np.where(negative, dout * x, 0.0)", "contrib = np.where(negative, dout, 0.0)"),
+    },
 }
 
 
