@@ -69,6 +69,10 @@ SEEDED_BUGS = {
         "adamw_step": ("param = param * (1.0 - lr * weight_decay)", "param = param - lr * weight_decay"),
         "adamax_step": ("u = np.maximum(beta2 * u, np.abs(grad) + eps)", "u = np.maximum(u, np.abs(grad) + eps)"),
     },
+    "ch7-prelu": {
+        "prelu_forward": ("out = np.where(x > 0, x, alpha * x)", "out = np.maximum(x, 0) + alpha * x"),
+        "prelu_backward": ("contrib = np.where(negative, dout * x, 0.0)", "contrib = np.where(negative, dout, 0.0)"),
+    },
 }
 
 
