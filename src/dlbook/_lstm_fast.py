@@ -1,21 +1,34 @@
 """The LSTM's tuned path, used by ``dlbook.lstm.LSTM``; same maths as ``lstm_forward/backward``.
 
 Not printed by the book; tested equal to the readable functions (float64 to 1e-10, float32 to
-float32 rounding). What it does differently, and why:
+float32 rounding). At the sizes of ``benchmarks/bench_lstm.py`` every step's work is a small
+matrix product and a dozen short elementwise operations on arrays of a few thousand numbers,
+where numpy's per-call overhead (about a microsecond) and the memory around the calls, not the
+arithmetic, set the time. What this module does about that, and why:
 
 * The input projection of every step is one matrix product, (T*N, D) @ (D, 4H), before the
   loop; only the recurrent product h_{t-1} W_hh^T stays inside it.
-* One ``np.tanh`` over the whole (N, 4H) block computes all four gate nonlinearities:
-  sigmoid(a) = 0.5 + 0.5 tanh(a / 2), and the rows of the i, f and o gates in the forward
-  weights and biases are halved once (exact in binary floating point), so that after the
-  tanh a multiply and an add by per-column constants (0.5 and 0.5 for i, f, o; 1 and 0 for g)
-  turn those columns into sigmoids.
-* Every per-step array lives in buffers allocated once per call, written with ``out=``; the
-  dtype of the inputs is kept (float32 stays float32).
-* The backward loop writes each step's pre-activation gradients dA_t straight into one
-  (T, N, 4H) array, with in-place products on (N, H) slices, and carries dh and dc.
+* One ``np.tanh`` over the whole gate block computes all four gate nonlinearities:
+  sigmoid(a) = 0.5 + 0.5 tanh(a / 2). The forward weights put the gates in the order i, f, o, g
+  (the three sigmoids side by side) with the sigmoid rows halved (exact in binary floating
+  point), so after the tanh one multiply and one add on the first 3H columns finish them.
+* Each step's row of the gate array holds i, f, o, g and then c_{t-1}, so that [i, f] and
+  [g, c_{t-1}] are two adjacent pairs: one multiply gives [i g, f c_{t-1}] and one add c_t,
+  written straight into the next step's c slot. The forward step is nine numpy calls.
+* The backward step needs, per step, dc += dh_t * K_c, dA_o = dh_t * K_o and
+  [dA_i, dA_f, dA_g] = dc * [K_i, K_f, K_g] with local factors K that depend only on the forward
+  pass (K_i = g i(1-i), K_f = c_{t-1} f(1-f), K_g = i(1-g^2), K_o = tanh(c) o(1-o),
+  K_c = o(1-tanh(c)^2)). They are computed a few steps at a time (``_CHUNK_BYTES``), ten numpy
+  calls for the whole chunk, while that chunk is still in the processor's cache (over the whole
+  sequence at once the passes ran from main memory and took longer than the loop); the step
+  itself is then six calls: two broadcast multiplies write [dA_o, dh K_c] and [dA_i, dA_f, dA_g]
+  into adjacent slots of one (N, 5, H) row, an add, dc *= f and the product dh = dA W_hh.
 * dW_ih, dW_hh, the bias gradient and dx are each one product (or sum) over all T*N rows after
-  the loop.
+  the loop, read from the strided first 4H columns of that array (no copy).
+* Big arrays come from a small pool (``_pooled``) and are reused from call to call once nothing
+  refers to them any more: fresh memory costs a page fault per 4 kB page when first written,
+  which measured at 1.7 ms per call at the first benchmark shape, a third of the whole pass.
+  The dtype of the inputs is kept (float32 stays float32).
 * The sequences of a batch never meet inside the layer, so for a large enough batch and
   hidden size the time loops (forward and backward) run on parts of the batch in worker
   threads, one per core, each with single-threaded BLAS (:mod:`dlbook._parallel`); smaller
@@ -30,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import threading
 
 import numpy as np
@@ -59,18 +73,58 @@ def _workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     return buf[:size].reshape(shape)
 
 
+# Arrays that a call returns or caches (the forward cache, ``out``, ``dx``) are carved out of
+# buffers kept here. A buffer is handed out again only when nothing refers to it any more: every
+# array carved out of it, and every view of those, holds a reference to it (numpy's ``base``), so
+# its reference count is back to the pool's own once the caller has dropped them all. The pool
+# keeps at most _POOL_MAX_BYTES; anything beyond is allocated normally.
+_pool: list[np.ndarray] = []
+_pool_lock = threading.Lock()
+_POOL_MAX_BYTES = 64 * 2**20
+_ALIGN = 64  # bytes: each array starts on a cache line
+
+
+def _pooled(shapes: list[tuple[int, ...]], dtype) -> list[np.ndarray]:
+    """Uninitialised arrays of ``shapes`` in one pooled buffer that nothing else refers to."""
+    dtype = np.dtype(dtype)
+    offsets, total = [], 0
+    for shape in shapes:
+        offsets.append(total)
+        total += -(-math.prod(shape) * dtype.itemsize // _ALIGN) * _ALIGN
+    nbytes = total + _ALIGN
+    with _pool_lock:
+        chosen = None
+        for buf in _pool:
+            # References: the list, this loop's name and getrefcount's argument; any more are
+            # arrays carved out of the buffer that are still alive somewhere.
+            if buf.nbytes >= nbytes and sys.getrefcount(buf) == 3 and (
+                    chosen is None or buf.nbytes < chosen.nbytes):
+                chosen = buf
+        if chosen is None:
+            chosen = np.empty(nbytes, dtype=np.uint8)
+            pooled = sum(b.nbytes for b in _pool)
+            while _pool and pooled + nbytes > _POOL_MAX_BYTES:  # drop free buffers, oldest first
+                free = [b for b in _pool if sys.getrefcount(b) == 3]
+                if not free:
+                    break
+                _pool.remove(free[0])
+                pooled -= free[0].nbytes
+                del free
+            if pooled + nbytes <= _POOL_MAX_BYTES:
+                _pool.append(chosen)
+    start = -chosen.ctypes.data % _ALIGN
+    return [chosen[start + off:start + off + math.prod(shape) * dtype.itemsize].view(dtype)
+            .reshape(shape) for off, shape in zip(offsets, shapes)]
+
+
 def _run_on_parts(fn, n: int, work: float) -> list:
     """``fn(n0, n1)`` over consecutive parts of ``range(n)``, one part per available thread."""
     threads = _parallel.available_threads()
     return _parallel.run_parts(fn, n, -(-n // threads), work)
 
 
-# The time loops are shared out between threads only when each part's recurrent product is at
-# least this many multiply-adds per step: below it, each step's numpy calls are so short that the
-# threads mostly wait for each other's turn at the interpreter. Measured on a two-core machine:
-# (N/2) * H * 4H = 2**21 (N = 16, H = 256) ran faster in two threads, 2**20 (N = 32, H = 128)
-# faster in one.
-_MIN_PART_STEP_WORK = 3 * 2**19
+# The backward pass computes its local factors this many bytes of (5H, N) steps at a time.
+_CHUNK_BYTES = 2**18
 _blas_control: list = []  # threadpoolctl's controller of the BLAS libraries, made on first use
 
 
@@ -86,35 +140,32 @@ def _one_blas_thread():
     return contextlib.nullcontext() if control is None else control.limit(limits=1)
 
 
-def _run_time_loop(fn, batch: int, hidden: int) -> None:
-    """``fn(n0, n1)`` over the batch: in parts on worker threads, or whole on one BLAS thread."""
-    threads = _parallel.available_threads()
-    if threads > 1 and (batch // threads) * 4 * hidden * hidden >= _MIN_PART_STEP_WORK:
-        _parallel.run_parts(fn, batch, -(-batch // threads), float("inf"))
-    else:
-        with _one_blas_thread():  # small products: threads would only wait for each other
-            fn(0, batch)
+def _forward_loop(proj, gates, h_t, tanh_c, w_hh_fwd) -> None:
+    """The time loop, on transposed (features, batch) blocks.
 
-
-def _forward_loop(gates, hs, cs, tanh_c, w_hh_fwd, scale, shift) -> None:
-    """The time loop over one part of the batch (all arrays are that part's views)."""
-    steps, batch, hidden = tanh_c.shape
-    hid = hidden
-    rec = np.empty((batch, 4 * hidden), dtype=gates.dtype)
-    ig = np.empty((batch, hidden), dtype=gates.dtype)
+    ``proj`` (4H, T*N) holds the input projections, gate order i, f, o, g with the sigmoid rows
+    halved; ``gates`` (T + 1, 5H, N) receives each step's gate values in its first 4H rows, and
+    holds c_{t-1} in the last H rows of step t (c_0 is there on entry, c_T is written to step T);
+    ``h_t`` (T + 1, H, N) holds h_0 on entry and receives h_1..h_T; ``tanh_c`` (T, H, N).
+    """
+    steps, hidden, batch = tanh_c.shape
+    h2, h3, h4 = 2 * hidden, 3 * hidden, 4 * hidden
+    rec = np.empty((h4, batch), dtype=gates.dtype)
+    pair = np.empty((h2, batch), dtype=gates.dtype)
     for t in range(steps):
         gt = gates[t]
-        np.matmul(hs[t], w_hh_fwd, out=rec)
-        gt += rec
-        np.tanh(gt, out=gt)  # tanh(a/2) for i, f, o; tanh(a) for g
-        gt *= scale
-        gt += shift  # sigmoid(a) = 0.5 + 0.5 tanh(a/2) for i, f, o; g unchanged
-        i, f, g, o = gt[:, :hid], gt[:, hid:2 * hid], gt[:, 2 * hid:3 * hid], gt[:, 3 * hid:]
-        np.multiply(f, cs[t], out=cs[t + 1])
-        np.multiply(i, g, out=ig)
-        cs[t + 1] += ig
-        np.tanh(cs[t + 1], out=tanh_c[t])
-        np.multiply(o, tanh_c[t], out=hs[t + 1])
+        a = gt[:h4]
+        np.matmul(w_hh_fwd, h_t[t], out=rec)
+        np.add(proj[:, t * batch:(t + 1) * batch], rec, out=a)
+        np.tanh(a, out=a)  # tanh(a/2) for i, f, o; tanh(a) for g
+        s = gt[:h3]
+        s *= 0.5
+        s += 0.5  # sigmoid(a) = 0.5 + 0.5 tanh(a/2)
+        np.multiply(gt[:h2], gt[h3:], out=pair)  # [i g, f c_prev]
+        c = gates[t + 1, h4:]
+        np.add(pair[:hidden], pair[hidden:], out=c)  # c_t = i g + f c_prev
+        np.tanh(c, out=tanh_c[t])
+        np.multiply(gt[h2:h3], tanh_c[t], out=h_t[t + 1])  # h_t = o tanh(c_t)
 
 
 def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -124,107 +175,119 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
     h0, c0 = states["h0"], states["c0"]
     dtype = np.result_type(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
     steps, batch, features = x.shape
-    scale = np.full(4 * hidden, 0.5, dtype=dtype)  # per gate column, gate order i, f, g, o
-    scale[2 * hidden:3 * hidden] = 1.0  # g is a tanh
-    shift = scale.copy()
-    shift[2 * hidden:3 * hidden] = 0.0
+    h4 = 4 * hidden
+    order = np.r_[0:2 * hidden, 3 * hidden:h4, 2 * hidden:3 * hidden]  # i, f, o, g
+    scale = np.full(h4, 0.5, dtype=dtype)
+    scale[3 * hidden:] = 1.0  # g is a tanh
     w_ih = weight_ih.astype(dtype, copy=False)  # (4H, D), kept for dx
     w_hh = weight_hh.astype(dtype, copy=False)  # (4H, H), kept for dh
-    w_ih_fwd = np.ascontiguousarray((w_ih * scale[:, None]).T)  # (D, 4H)
-    w_hh_fwd = np.ascontiguousarray((w_hh * scale[:, None]).T)  # (H, 4H)
-    bias = ((bias_ih + bias_hh) * scale).astype(dtype, copy=False)
+    w_ih_fwd = w_ih[order] * scale[:, None]  # (4H, D)
+    w_hh_fwd = w_hh[order] * scale[:, None]  # (4H, H)
+    bias = ((bias_ih + bias_hh)[order] * scale).astype(dtype, copy=False)[:, None]
 
-    x2d = np.ascontiguousarray(x.reshape(steps * batch, features), dtype=dtype)  # (T*N, D)
-    gates = np.empty((steps, batch, 4 * hidden), dtype=dtype)
-    gates2d = gates.reshape(steps * batch, 4 * hidden)
+    gates, hs, tanh_c, x2d = _pooled([(steps + 1, 5 * hidden, batch), (steps + 1, batch, hidden),
+                                      (steps, hidden, batch), (steps * batch, features)], dtype)
+    x2d[...] = x.reshape(steps * batch, features)
+    proj = _workspace("proj", (h4, steps * batch), dtype)
 
     def project(r0: int, r1: int) -> None:  # rows r0..r1 of the input projection
-        np.matmul(x2d[r0:r1], w_ih_fwd, out=gates2d[r0:r1])
-        gates2d[r0:r1] += bias
+        np.matmul(w_ih_fwd[r0:r1], x2d.T, out=proj[r0:r1])
+        proj[r0:r1] += bias[r0:r1]
 
-    _run_on_parts(project, steps * batch, steps * batch * 4 * hidden * features)
-    hs = np.empty((steps + 1, batch, hidden), dtype=dtype)  # h_0..h_T
-    cs = np.empty((steps + 1, batch, hidden), dtype=dtype)  # c_0..c_T
-    tanh_c = np.empty((steps, batch, hidden), dtype=dtype)
-    hs[0], cs[0] = h0, c0
-
-    def part(n0: int, n1: int) -> None:
-        _forward_loop(gates[:, n0:n1], hs[:, n0:n1], cs[:, n0:n1], tanh_c[:, n0:n1], w_hh_fwd,
-                      scale, shift)
-
-    _run_time_loop(part, batch, hidden)
-    cache = (x2d, x.shape, w_ih, w_hh, gates, hs, cs, tanh_c)
+    _run_on_parts(project, h4, steps * batch * h4 * features)
+    h_t = _workspace("h_t", (steps + 1, hidden, batch), dtype)
+    h_t[0] = h0.T
+    gates[0, h4:] = c0.T
+    with _one_blas_thread():  # small products: a second thread would only wait
+        _forward_loop(proj, gates, h_t, tanh_c, w_hh_fwd)
+    hs[...] = h_t.transpose(0, 2, 1)  # h_0..h_T, (T + 1, N, H)
+    cache = (x2d, x.shape, w_ih, w_hh, gates, hs, tanh_c)
     # Copies: the caller may change what it gets without touching the cache.
-    return hs[1:].copy(), (hs[steps].copy(), cs[steps].copy()), cache
+    out, h_n, c_n = _pooled([(steps, batch, hidden), (batch, hidden), (batch, hidden)], dtype)
+    out[...] = hs[1:]
+    h_n[...] = hs[steps]
+    c_n[...] = gates[steps, h4:].T
+    return out, (h_n, c_n), cache
 
 
-def _backward_loop(dout, dh, dc, gates, cs, tanh_c, dgates, w_hh) -> None:
-    """The time loop over one part of the batch; ``dh``, ``dc`` are updated in place.
+def _local_factors(gates, tanh_c, k, ds) -> None:
+    """The backward pass's local factors K (c, 5, H, N) for the steps of ``gates`` (c, 5H, N)."""
+    hidden = tanh_c.shape[1]
+    h2, h3, h4 = 2 * hidden, 3 * hidden, 4 * hidden
+    k3 = k.reshape(k.shape[0], 5 * hidden, k.shape[3])  # a view: k is a contiguous buffer
+    sig = gates[:, :h3]  # i, f, o
+    np.subtract(1, sig, out=ds)
+    ds *= sig  # i(1-i), f(1-f), o(1-o)
+    np.multiply(ds[:, :h2], gates[:, h3:], out=k3[:, :h2])  # K_i = g i(1-i), K_f = c_prev f(1-f)
+    np.multiply(ds[:, h2:], tanh_c, out=k3[:, h3:h4])  # K_o = tanh(c) o(1-o)
+    k_g, k_c = k[:, 2], k[:, 4]
+    np.multiply(gates[:, h3:h4], gates[:, h3:h4], out=k_g)
+    np.subtract(1, k_g, out=k_g)
+    k_g *= gates[:, :hidden]  # K_g = i (1 - g^2)
+    np.multiply(tanh_c, tanh_c, out=k_c)
+    np.subtract(1, k_c, out=k_c)
+    k_c *= gates[:, h2:h3]  # K_c = o (1 - tanh(c)^2)
 
-    Each step works on (N, H) slices that stay in the processor's cache; computing the local
-    factors here rather than for all steps up front (numpy's passes over the strided gate
-    blocks of the whole sequence) was faster at the benchmark shapes.
+
+def _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, w_hh_t, k_buf, ds_buf) -> None:
+    """The time loop, on transposed (features, batch) blocks; ``dh``, ``dc`` (H, N) updated in place.
+
+    ``dout_t`` (T, H, N); ``dgates`` (T, 5, H, N) receives dA_i, dA_f, dA_g, dA_o (torch's gate
+    order) and, in its last slot, each step's dh_t K_c; ``k_buf`` (chunk, 5, H, N) and
+    ``ds_buf`` (chunk, 3H, N) are scratch for a chunk of steps' local factors.
     """
-    steps, batch, hidden = tanh_c.shape
-    hid = hidden
-    dtype = dgates.dtype
-    dh_t = np.empty((batch, hidden), dtype=dtype)
-    tmp = np.empty((batch, hidden), dtype=dtype)
-    for t in reversed(range(steps)):
-        gt, tc, da = gates[t], tanh_c[t], dgates[t]  # (N, 4H), (N, H), (N, 4, H)
-        i, f, g, o = gt[:, :hid], gt[:, hid:2 * hid], gt[:, 2 * hid:3 * hid], gt[:, 3 * hid:]
-        da_i, da_f, da_g, da_o = da[:, 0], da[:, 1], da[:, 2], da[:, 3]
-        np.add(dout[t], dh, out=dh_t)
-        np.multiply(tc, tc, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        tmp *= o
-        tmp *= dh_t
-        dc += tmp  # dc = dc_next + dh * o * (1 - tanh(c)^2)
-        da_if = da.reshape(batch, 4 * hidden)[:, :2 * hid]
-        np.subtract(1, gt[:, :2 * hid], out=da_if)
-        da_if *= gt[:, :2 * hid]  # i (1 - i), f (1 - f)
-        da_i *= g
-        da_i *= dc  # dA_i = dc * g * i (1 - i)
-        da_f *= cs[t]
-        da_f *= dc  # dA_f = dc * c_prev * f (1 - f)
-        np.multiply(g, g, out=da_g)
-        np.subtract(1, da_g, out=da_g)
-        da_g *= i
-        da_g *= dc  # dA_g = dc * i * (1 - g^2)
-        np.subtract(1, o, out=da_o)
-        da_o *= o
-        da_o *= tc
-        da_o *= dh_t  # dA_o = dh * tanh(c) * o (1 - o)
-        dc *= f  # dc_prev = dc * f
-        np.matmul(da.reshape(batch, 4 * hidden), w_hh, out=dh)  # dh_prev = dA W_hh
+    steps, hidden, batch = tanh_c.shape
+    chunk = k_buf.shape[0]
+    h4 = 4 * hidden
+    dg3 = dgates.reshape(steps, 5 * hidden, batch)  # a view: dgates is a contiguous buffer
+    dh_t = np.empty((hidden, batch), dtype=dgates.dtype)
+    for t1 in range(steps, 0, -chunk):
+        t0 = max(0, t1 - chunk)
+        k = k_buf[:t1 - t0]
+        _local_factors(gates[t0:t1], tanh_c[t0:t1], k, ds_buf[:t1 - t0])
+        for t in reversed(range(t0, t1)):
+            kt, da = k[t - t0], dgates[t]
+            np.add(dout_t[t], dh, out=dh_t)
+            np.multiply(dh_t, kt[3:], out=da[3:])  # dA_o = dh_t K_o, and dh_t K_c
+            dc += da[4]  # dc = dc_next + dh_t o (1 - tanh(c)^2)
+            np.multiply(dc, kt[:3], out=da[:3])  # dA_i, dA_f, dA_g = dc [K_i, K_f, K_g]
+            dc *= gates[t, hidden:2 * hidden]  # dc_prev = dc f
+            np.matmul(w_hh_t, dg3[t, :h4], out=dh)  # dh_prev = W_hh^T dA
 
 
 def lstm_backward(dout, cache, dh_n=None, dc_n=None):
     """Same arguments and results as :func:`dlbook.lstm.lstm_backward`, for this module's cache."""
-    x2d, x_shape, w_ih, w_hh, gates, hs, cs, tanh_c = cache
-    steps, batch, hidden = tanh_c.shape
+    x2d, x_shape, w_ih, w_hh, gates, hs, tanh_c = cache
+    steps, hidden, batch = tanh_c.shape
     dout = as_array(dout, "dout")
     check_shape(dout, (steps, batch, hidden), "dout")
     dtype = np.result_type(dout, gates)
-    dh = check_upstream(dh_n, (batch, hidden), "dh_n", dtype).astype(dtype, copy=True)
-    dc = check_upstream(dc_n, (batch, hidden), "dc_n", dtype).astype(dtype, copy=True)
-    dgates = _workspace("dgates", (steps, batch, 4, hidden), dtype)  # dL/d(pre-activation)
-
-    def part(n0: int, n1: int) -> None:
-        _backward_loop(dout[:, n0:n1], dh[n0:n1], dc[n0:n1], gates[:, n0:n1], cs[:, n0:n1],
-                       tanh_c[:, n0:n1], dgates[:, n0:n1], w_hh)
-
-    _run_time_loop(part, batch, hidden)
-    dgates2d = dgates.reshape(steps * batch, 4 * hidden)
+    dh_n = check_upstream(dh_n, (batch, hidden), "dh_n", dtype)
+    dc_n = check_upstream(dc_n, (batch, hidden), "dc_n", dtype)
+    h4 = 4 * hidden
+    dh, dc = np.empty((hidden, batch), dtype=dtype), np.empty((hidden, batch), dtype=dtype)
+    dh[...], dc[...] = dh_n.T, dc_n.T
+    dout_t = _workspace("dout_t", (steps, hidden, batch), dtype)
+    dout_t[...] = dout.transpose(0, 2, 1)
+    chunk = max(1, min(steps, _CHUNK_BYTES // (5 * hidden * batch * np.dtype(dtype).itemsize)))
+    dgates = _workspace("dgates", (steps, 5, hidden, batch), dtype)
+    k_buf = _workspace("local", (chunk, 5, hidden, batch), dtype)
+    ds_buf = _workspace("dsig", (chunk, 3 * hidden, batch), dtype)
+    with _one_blas_thread():
+        _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, np.ascontiguousarray(w_hh.T), k_buf,
+                       ds_buf)
+    da = _workspace("da", (h4, steps * batch), dtype)  # dA of all steps, (4H, T*N)
+    da3 = da.reshape(4, hidden, steps, batch)
     h_prev2d = hs[:-1].reshape(steps * batch, hidden)
-    dx2d = np.empty((steps * batch, x2d.shape[1]), dtype=dtype)
+    (dx2d,) = _pooled([(steps * batch, x2d.shape[1])], dtype)
 
-    def products(r0: int, r1: int):  # rows r0..r1 of dx, and their share of the weight sums
-        np.matmul(dgates2d[r0:r1], w_ih, out=dx2d[r0:r1])
-        return (dgates2d[r0:r1].T @ x2d[r0:r1], dgates2d[r0:r1].T @ h_prev2d[r0:r1],
-                dgates2d[r0:r1].sum(axis=0))
+    def products(t0: int, t1: int):  # steps t0..t1 of dx, and their share of the weight sums
+        da3[:, :, t0:t1] = dgates[t0:t1, :4].transpose(1, 2, 0, 3)
+        r0, r1 = t0 * batch, t1 * batch
+        np.matmul(da[:, r0:r1].T, w_ih, out=dx2d[r0:r1])
+        return da[:, r0:r1] @ x2d[r0:r1], da[:, r0:r1] @ h_prev2d[r0:r1], da[:, r0:r1].sum(axis=1)
 
-    shares = _run_on_parts(products, steps * batch,
-                           steps * batch * 4 * hidden * (2 * x2d.shape[1] + hidden))
+    shares = _run_on_parts(products, steps, steps * batch * h4 * (2 * x2d.shape[1] + hidden))
     dweight_ih, dweight_hh, dbias = (sum(share[k] for share in shares) for k in range(3))
-    return dx2d.reshape(x_shape), dh, dc, dweight_ih, dweight_hh, dbias, dbias.copy()
+    return (dx2d.reshape(x_shape), np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T),
+            dweight_ih, dweight_hh, dbias, dbias.copy())
