@@ -117,14 +117,17 @@ def _pooled(shapes: list[tuple[int, ...]], dtype) -> list[np.ndarray]:
             .reshape(shape) for off, shape in zip(offsets, shapes)]
 
 
-def _run_on_parts(fn, n: int, work: float) -> list:
-    """``fn(n0, n1)`` over consecutive parts of ``range(n)``, one part per available thread."""
-    threads = _parallel.available_threads()
-    return _parallel.run_parts(fn, n, -(-n // threads), work)
-
-
 # The backward pass computes its local factors this many bytes of (5H, N) steps at a time.
 _CHUNK_BYTES = 2**18
+# The helper thread's products (input projections, gradients) come in this many chunks of steps:
+# more chunks overlap more of them with the time loop, fewer make larger, faster products.
+_HELPER_CHUNKS = 4
+# The loop runs beside the helper thread only when each step's recurrent product is at least this
+# many multiply-adds; below it the handing over between the threads costs more than it saves,
+# and the products before and after the loop are shared out between the threads instead.
+# Measured on a busy two-core machine: N * 4H * H = 2**22 (N = 16, H = 256) ran faster beside the
+# helper, 2**21 (N = 32, H = 128) faster alone.
+_MIN_OVERLAP_STEP_WORK = 2**22
 _blas_control: list = []  # threadpoolctl's controller of the BLAS libraries, made on first use
 
 
@@ -140,19 +143,54 @@ def _one_blas_thread():
     return contextlib.nullcontext() if control is None else control.limit(limits=1)
 
 
-def _forward_loop(proj, gates, h_t, tanh_c, w_hh_fwd) -> None:
+def _overlap(batch: int, hidden: int) -> bool:
+    """Whether the time loop runs beside a helper thread (see :func:`_run`)."""
+    return (_parallel.available_threads() >= 2
+            and batch * 4 * hidden * hidden >= _MIN_OVERLAP_STEP_WORK)
+
+
+def _run(overlap: bool, loop, helper) -> None:
+    """Run ``loop()`` and ``helper()`` at the same time on two worker threads (one per core, BLAS
+    on one thread each) when ``overlap``, else ``loop()`` and then ``helper()``.
+
+    ``helper`` may wait for progress of ``loop`` but never the other way round, so the two can
+    also run one after the other; ``loop`` must not return or raise before it has released
+    everything ``helper`` waits for.
+    """
+    if overlap:
+        # run_parts hands the part (0, 1) to the first free worker and (1, 2) to the second; in
+        # a worker thread already (a nested call) it runs both parts there, in that order.
+        _parallel.run_parts(lambda n0, n1: loop() if n0 == 0 else helper(), 2, 1, float("inf"))
+    else:
+        with _one_blas_thread():  # small products: a second BLAS thread would only wait
+            loop()
+        helper()
+
+
+def _step_chunks(steps: int, overlap: bool) -> list[tuple[int, int]]:
+    """Consecutive chunks of the time steps for the helper's products: ``_HELPER_CHUNKS`` of them
+    beside the loop, else one per thread (shared out by :func:`dlbook._parallel.run_parts`)."""
+    chunks = _HELPER_CHUNKS if overlap else _parallel.available_threads()
+    return _parallel.split(steps, max(1, -(-steps // chunks)))
+
+
+def _forward_loop(proj, gates, h_t, tanh_c, w_hh_fwd, chunks, ready) -> None:
     """The time loop, on transposed (features, batch) blocks.
 
     ``proj`` (4H, T*N) holds the input projections, gate order i, f, o, g with the sigmoid rows
     halved; ``gates`` (T + 1, 5H, N) receives each step's gate values in its first 4H rows, and
     holds c_{t-1} in the last H rows of step t (c_0 is there on entry, c_T is written to step T);
     ``h_t`` (T + 1, H, N) holds h_0 on entry and receives h_1..h_T; ``tanh_c`` (T, H, N).
+    ``ready(k)`` returns once the projections of the steps ``chunks[k]`` are in ``proj``.
     """
     steps, hidden, batch = tanh_c.shape
     h2, h3, h4 = 2 * hidden, 3 * hidden, 4 * hidden
     rec = np.empty((h4, batch), dtype=gates.dtype)
     pair = np.empty((h2, batch), dtype=gates.dtype)
+    starts = {t0: k for k, (t0, _) in enumerate(chunks)}
     for t in range(steps):
+        if t in starts:
+            ready(starts[t])
         gt = gates[t]
         a = gt[:h4]
         np.matmul(w_hh_fwd, h_t[t], out=rec)
@@ -189,17 +227,37 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
                                       (steps, hidden, batch), (steps * batch, features)], dtype)
     x2d[...] = x.reshape(steps * batch, features)
     proj = _workspace("proj", (h4, steps * batch), dtype)
-
-    def project(r0: int, r1: int) -> None:  # rows r0..r1 of the input projection
-        np.matmul(w_ih_fwd[r0:r1], x2d.T, out=proj[r0:r1])
-        proj[r0:r1] += bias[r0:r1]
-
-    _run_on_parts(project, h4, steps * batch * h4 * features)
     h_t = _workspace("h_t", (steps + 1, hidden, batch), dtype)
     h_t[0] = h0.T
     gates[0, h4:] = c0.T
-    with _one_blas_thread():  # small products: a second thread would only wait
-        _forward_loop(proj, gates, h_t, tanh_c, w_hh_fwd)
+    # The input projections, a chunk of steps at a time, each by whichever thread claims it first:
+    # the helper thread works ahead of the time loop, which computes a chunk itself if it gets
+    # there first (and computes them all when the two run one after the other).
+    overlap = _overlap(batch, hidden)
+    chunks = _step_chunks(steps, overlap)
+    claims = [threading.Lock() for _ in chunks]
+    done = [threading.Event() for _ in chunks]
+
+    def claim(k: int) -> bool:  # compute chunk k unless the other thread has claimed it
+        if not claims[k].acquire(blocking=False):
+            return False
+        r0, r1 = chunks[k][0] * batch, chunks[k][1] * batch
+        try:
+            np.matmul(w_ih_fwd, x2d[r0:r1].T, out=proj[:, r0:r1])
+            proj[:, r0:r1] += bias
+        finally:
+            done[k].set()
+        return True
+
+    def ready(k: int) -> None:
+        if not claim(k):
+            done[k].wait()
+
+    if not overlap:  # all projections first, shared out between the threads
+        _parallel.run_parts(lambda k0, k1: claim(k0), len(chunks), 1,
+                            steps * batch * h4 * features)
+    _run(overlap, lambda: _forward_loop(proj, gates, h_t, tanh_c, w_hh_fwd, chunks, ready),
+         lambda: [claim(k) for k in range(len(chunks))])
     hs[...] = h_t.transpose(0, 2, 1)  # h_0..h_T, (T + 1, N, H)
     cache = (x2d, x.shape, w_ih, w_hh, gates, hs, tanh_c)
     # Copies: the caller may change what it gets without touching the cache.
@@ -229,12 +287,13 @@ def _local_factors(gates, tanh_c, k, ds) -> None:
     k_c *= gates[:, h2:h3]  # K_c = o (1 - tanh(c)^2)
 
 
-def _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, w_hh_t, k_buf, ds_buf) -> None:
+def _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, w_hh_t, k_buf, ds_buf, marks) -> None:
     """The time loop, on transposed (features, batch) blocks; ``dh``, ``dc`` (H, N) updated in place.
 
     ``dout_t`` (T, H, N); ``dgates`` (T, 5, H, N) receives dA_i, dA_f, dA_g, dA_o (torch's gate
     order) and, in its last slot, each step's dh_t K_c; ``k_buf`` (chunk, 5, H, N) and
-    ``ds_buf`` (chunk, 3H, N) are scratch for a chunk of steps' local factors.
+    ``ds_buf`` (chunk, 3H, N) are scratch for a chunk of steps' local factors. ``marks[t]``, an
+    event, is set once steps t..T-1 are done.
     """
     steps, hidden, batch = tanh_c.shape
     chunk = k_buf.shape[0]
@@ -253,6 +312,8 @@ def _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, w_hh_t, k_buf, ds_buf)
             np.multiply(dc, kt[:3], out=da[:3])  # dA_i, dA_f, dA_g = dc [K_i, K_f, K_g]
             dc *= gates[t, hidden:2 * hidden]  # dc_prev = dc f
             np.matmul(w_hh_t, dg3[t, :h4], out=dh)  # dh_prev = W_hh^T dA
+            if t in marks:
+                marks[t].set()
 
 
 def lstm_backward(dout, cache, dh_n=None, dc_n=None):
@@ -273,21 +334,40 @@ def lstm_backward(dout, cache, dh_n=None, dc_n=None):
     dgates = _workspace("dgates", (steps, 5, hidden, batch), dtype)
     k_buf = _workspace("local", (chunk, 5, hidden, batch), dtype)
     ds_buf = _workspace("dsig", (chunk, 3 * hidden, batch), dtype)
-    with _one_blas_thread():
-        _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, np.ascontiguousarray(w_hh.T), k_buf,
-                       ds_buf)
     da = _workspace("da", (h4, steps * batch), dtype)  # dA of all steps, (4H, T*N)
     da3 = da.reshape(4, hidden, steps, batch)
     h_prev2d = hs[:-1].reshape(steps * batch, hidden)
     (dx2d,) = _pooled([(steps * batch, x2d.shape[1])], dtype)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
+    overlap = _overlap(batch, hidden)
+    chunks = _step_chunks(steps, overlap)[::-1]  # the loop runs backwards in time
+    marks = {t0: threading.Event() for t0, _ in chunks}
+    sums: list = []
 
-    def products(t0: int, t1: int):  # steps t0..t1 of dx, and their share of the weight sums
+    def loop() -> None:
+        try:
+            _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, w_hh_t, k_buf, ds_buf, marks)
+        finally:  # never leave the helper waiting
+            for event in marks.values():
+                event.set()
+
+    def products(k: int):  # dx of the steps of chunks[k], and their share of the weight sums
+        t0, t1 = chunks[k]
+        marks[t0].wait()
         da3[:, :, t0:t1] = dgates[t0:t1, :4].transpose(1, 2, 0, 3)
         r0, r1 = t0 * batch, t1 * batch
         np.matmul(da[:, r0:r1].T, w_ih, out=dx2d[r0:r1])
         return da[:, r0:r1] @ x2d[r0:r1], da[:, r0:r1] @ h_prev2d[r0:r1], da[:, r0:r1].sum(axis=1)
 
-    shares = _run_on_parts(products, steps, steps * batch * h4 * (2 * x2d.shape[1] + hidden))
-    dweight_ih, dweight_hh, dbias = (sum(share[k] for share in shares) for k in range(3))
+    def helper() -> None:  # each chunk once the loop is past it, beside the loop or after it
+        if overlap:
+            shares = [products(k) for k in range(len(chunks))]
+        else:
+            shares = _parallel.run_parts(lambda k0, k1: products(k0), len(chunks), 1,
+                                         steps * batch * h4 * (2 * x2d.shape[1] + hidden))
+        sums.extend(sum(share[i] for share in shares) for i in range(3))
+
+    _run(overlap, loop, helper)
+    dweight_ih, dweight_hh, dbias = sums
     return (dx2d.reshape(x_shape), np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T),
             dweight_ih, dweight_hh, dbias, dbias.copy())
