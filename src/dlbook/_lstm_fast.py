@@ -174,14 +174,14 @@ def _step_chunks(steps: int, overlap: bool) -> list[tuple[int, int]]:
     return _parallel.split(steps, max(1, -(-steps // chunks)))
 
 
-def _forward_loop(proj, gates, h_t, tanh_c, w_hh_fwd, chunks, ready) -> None:
+def _forward_loop(gates, h_t, tanh_c, w_hh_fwd, chunks, ready) -> None:
     """The time loop, on transposed (features, batch) blocks.
 
-    ``proj`` (4H, T*N) holds the input projections, gate order i, f, o, g with the sigmoid rows
-    halved; ``gates`` (T + 1, 5H, N) receives each step's gate values in its first 4H rows, and
-    holds c_{t-1} in the last H rows of step t (c_0 is there on entry, c_T is written to step T);
+    ``gates`` (T + 1, 5H, N) holds each step's input projection in its first 4H rows (gate order
+    i, f, o, g, sigmoid rows halved), which the loop turns into the gate values, and c_{t-1} in
+    the last H rows of step t (c_0 is there on entry, c_T is written to step T);
     ``h_t`` (T + 1, H, N) holds h_0 on entry and receives h_1..h_T; ``tanh_c`` (T, H, N).
-    ``ready(k)`` returns once the projections of the steps ``chunks[k]`` are in ``proj``.
+    ``ready(k)`` returns once the projections of the steps ``chunks[k]`` are in ``gates``.
     """
     steps, hidden, batch = tanh_c.shape
     h2, h3, h4 = 2 * hidden, 3 * hidden, 4 * hidden
@@ -194,7 +194,7 @@ def _forward_loop(proj, gates, h_t, tanh_c, w_hh_fwd, chunks, ready) -> None:
         gt = gates[t]
         a = gt[:h4]
         np.matmul(w_hh_fwd, h_t[t], out=rec)
-        np.add(proj[:, t * batch:(t + 1) * batch], rec, out=a)
+        a += rec
         np.tanh(a, out=a)  # tanh(a/2) for i, f, o; tanh(a) for g
         s = gt[:h3]
         s *= 0.5
@@ -219,14 +219,19 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
     scale[3 * hidden:] = 1.0  # g is a tanh
     w_ih = weight_ih.astype(dtype, copy=False)  # (4H, D), kept for dx
     w_hh = weight_hh.astype(dtype, copy=False)  # (4H, H), kept for dh
-    w_ih_fwd = w_ih[order] * scale[:, None]  # (4H, D)
     w_hh_fwd = w_hh[order] * scale[:, None]  # (4H, H)
-    bias = ((bias_ih + bias_hh)[order] * scale).astype(dtype, copy=False)[:, None]
+    # The bias rides along in the input projection: one more column of the weights, against a
+    # row of ones under each step's transposed input.
+    w_ih_fwd = np.empty((h4, features + 1), dtype=dtype)  # (4H, D + 1)
+    w_ih_fwd[:, :features] = w_ih[order] * scale[:, None]
+    w_ih_fwd[:, features] = (bias_ih + bias_hh)[order] * scale
 
     gates, hs, tanh_c, x2d = _pooled([(steps + 1, 5 * hidden, batch), (steps + 1, batch, hidden),
                                       (steps, hidden, batch), (steps * batch, features)], dtype)
     x2d[...] = x.reshape(steps * batch, features)
-    proj = _workspace("proj", (h4, steps * batch), dtype)
+    x_ones = _workspace("x_ones", (steps, features + 1, batch), dtype)  # [x_t^T; 1]
+    x_ones[:, :features] = x.transpose(0, 2, 1)
+    x_ones[:, features] = 1
     h_t = _workspace("h_t", (steps + 1, hidden, batch), dtype)
     h_t[0] = h0.T
     gates[0, h4:] = c0.T
@@ -241,10 +246,9 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
     def claim(k: int) -> bool:  # compute chunk k unless the other thread has claimed it
         if not claims[k].acquire(blocking=False):
             return False
-        r0, r1 = chunks[k][0] * batch, chunks[k][1] * batch
-        try:
-            np.matmul(w_ih_fwd, x2d[r0:r1].T, out=proj[:, r0:r1])
-            proj[:, r0:r1] += bias
+        t0, t1 = chunks[k]
+        try:  # each step's projection straight into its (4H, N) block of the gate array
+            np.matmul(w_ih_fwd, x_ones[t0:t1], out=gates[t0:t1, :h4])
         finally:
             done[k].set()
         return True
@@ -256,7 +260,7 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
     if not overlap:  # all projections first, shared out between the threads
         _parallel.run_parts(lambda k0, k1: claim(k0), len(chunks), 1,
                             steps * batch * h4 * features)
-    _run(overlap, lambda: _forward_loop(proj, gates, h_t, tanh_c, w_hh_fwd, chunks, ready),
+    _run(overlap, lambda: _forward_loop(gates, h_t, tanh_c, w_hh_fwd, chunks, ready),
          lambda: [claim(k) for k in range(len(chunks))])
     hs[...] = h_t.transpose(0, 2, 1)  # h_0..h_T, (T + 1, N, H)
     cache = (x2d, x.shape, w_ih, w_hh, gates, hs, tanh_c)
