@@ -291,6 +291,16 @@ def test_fast_threads_equal_readable(shape, threads, beside, rng, monkeypatch):
         np.testing.assert_allclose(a, b, **TIGHT)
 
 
+def test_fast_blocked_products_equal_readable(rng, monkeypatch):
+    # The per-step products in blocks of 16 weight rows (3 blocks forward, 3 backward here).
+    monkeypatch.setattr(_lstm_fast, "_BLOCK_WORK", 1)
+    assert len(_lstm_fast._row_blocks(np.zeros((160, 40)), np.zeros((160, 3)), 3)) == 10
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 5, 3, 4, 40)
+    fast, readable = _fast_and_readable(x, h0, c0, weights, dout, dh_n, dc_n)
+    for a, b in zip(fast, readable):
+        np.testing.assert_allclose(a, b, **TIGHT)
+
+
 @pytest.mark.parametrize("threads, beside", [(1, False), (2, False), (2, True)])
 def test_fast_threads_float32(threads, beside, rng, monkeypatch):
     # float32 through the threaded paths: close to the readable float64 result at float32's

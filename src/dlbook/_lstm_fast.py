@@ -1,42 +1,49 @@
 """The LSTM's tuned path, used by ``dlbook.lstm.LSTM``; same maths as ``lstm_forward/backward``.
 
 Not printed by the book; tested equal to the readable functions (float64 to 1e-10, float32 to
-float32 rounding). At the sizes of ``benchmarks/bench_lstm.py`` every step's work is a small
-matrix product and a dozen short elementwise operations on arrays of a few thousand numbers,
-where numpy's per-call overhead (about a microsecond) and the memory around the calls, not the
-arithmetic, set the time. What this module does about that, and why:
+float32 rounding). At the sizes of ``benchmarks/bench_lstm.py`` every step's work is one small
+matrix product and a few short elementwise operations on arrays of a few thousand numbers,
+where numpy's cost per call (about a microsecond, two to four times more on a strided 2-D
+slice than on a contiguous block), not the arithmetic, sets the time of everything but the
+products. What this module does about that, and why:
 
-* The input projection of every step is one matrix product, (T*N, D) @ (D, 4H), before the
-  loop; only the recurrent product h_{t-1} W_hh^T stays inside it.
+* Everything inside the time loops is transposed, (features, batch): the recurrent product is
+  W (4H, H) @ h_{t-1}^T (H, N), so each gate of each step is a contiguous (H, N) block and every
+  elementwise call works on contiguous memory.
+* The input projections of all steps are computed outside the loop, straight into each step's
+  (4H, N) block of the gate array; the bias rides along as one more weight column against a
+  row of ones under the transposed input.
 * One ``np.tanh`` over the whole gate block computes all four gate nonlinearities:
   sigmoid(a) = 0.5 + 0.5 tanh(a / 2). The forward weights put the gates in the order i, f, o, g
   (the three sigmoids side by side) with the sigmoid rows halved (exact in binary floating
-  point), so after the tanh one multiply and one add on the first 3H columns finish them.
-* Each step's row of the gate array holds i, f, o, g and then c_{t-1}, so that [i, f] and
-  [g, c_{t-1}] are two adjacent pairs: one multiply gives [i g, f c_{t-1}] and one add c_t,
-  written straight into the next step's c slot. The forward step is nine numpy calls.
-* The backward step needs, per step, dc += dh_t * K_c, dA_o = dh_t * K_o and
-  [dA_i, dA_f, dA_g] = dc * [K_i, K_f, K_g] with local factors K that depend only on the forward
-  pass (K_i = g i(1-i), K_f = c_{t-1} f(1-f), K_g = i(1-g^2), K_o = tanh(c) o(1-o),
-  K_c = o(1-tanh(c)^2)). They are computed a few steps at a time (``_CHUNK_BYTES``), ten numpy
-  calls for the whole chunk, while that chunk is still in the processor's cache (over the whole
-  sequence at once the passes ran from main memory and took longer than the loop); the step
-  itself is then six calls: two broadcast multiplies write [dA_o, dh K_c] and [dA_i, dA_f, dA_g]
-  into adjacent slots of one (N, 5, H) row, an add, dc *= f and the product dh = dA W_hh.
-* dW_ih, dW_hh, the bias gradient and dx are each one product (or sum) over all T*N rows after
-  the loop, read from the strided first 4H columns of that array (no copy).
-* Big arrays come from a small pool (``_pooled``) and are reused from call to call once nothing
-  refers to them any more: fresh memory costs a page fault per 4 kB page when first written,
-  which measured at 1.7 ms per call at the first benchmark shape, a third of the whole pass.
-  The dtype of the inputs is kept (float32 stays float32).
-* The sequences of a batch never meet inside the layer, so for a large enough batch and
-  hidden size the time loops (forward and backward) run on parts of the batch in worker
-  threads, one per core, each with single-threaded BLAS (:mod:`dlbook._parallel`); smaller
-  ones run in the caller's thread with BLAS held to one thread (threadpoolctl). The large
-  products before and after the loops are shared out by rows of the (T*N, .) matrices between
-  the workers, the weight gradients as a sum of per-part products. Measured on a busy two-core
-  machine, OpenBLAS's own two threads made the small per-step products several times slower
-  than one thread.
+  point), so after the tanh one multiply and one add on the first 3H rows finish them.
+* Each step's block of the gate array holds i, f, o, g and then c_{t-1}, so [i, f] and
+  [g, c_{t-1}] are adjacent pairs: one multiply gives [i g, f c_{t-1}], one add c_t, written
+  straight into the next step's c slot. The forward step is nine numpy calls.
+* The backward step needs dc += dh_t K_c, dA_o = dh_t K_o and [dA_i, dA_f, dA_g] =
+  dc [K_i, K_f, K_g] with local factors that depend only on the forward pass (K_i = g i(1-i),
+  K_f = c_{t-1} f(1-f), K_g = i(1-g^2), K_o = tanh(c) o(1-o), K_c = o(1-tanh(c)^2)). They are
+  computed a few steps at a time (``_CHUNK_BYTES``), ten numpy calls per chunk, while the chunk
+  is in the processor's cache (over the whole sequence at once the passes ran from main memory);
+  the step is then six calls: two broadcast multiplies write [dA_o, dh_t K_c] and
+  [dA_i, dA_f, dA_g] into adjacent slots of one (5, H, N) block, an add, dc *= f and
+  dh = W_hh^T dA.
+* dx, dW_ih, dW_hh and the bias gradient are products (and a sum) over the (4H, T*N) matrix of
+  all steps' dA after the loop, in chunks of steps, the weight gradients as sums over chunks.
+* Arrays that a call returns or caches come from a small pool (``_pooled``) and are reused once
+  nothing refers to them any more; scratch arrays are reused per thread (``_workspace``). Fresh
+  memory costs a page fault per 4 kB page when first written: about 1000 faults, 1.7 ms, per
+  forward + backward at the first benchmark shape before this. The dtype of the inputs is kept.
+* Threads (:mod:`dlbook._parallel`, worker threads with BLAS on one thread each): when a step's
+  recurrent product is large (``_MIN_OVERLAP_STEP_WORK``), the time loop runs on one worker
+  while a second computes the input projections ahead of it and each chunk's gradient
+  products behind it (:func:`_run`). Otherwise the loop runs in the caller's thread with BLAS
+  held to one thread (threadpoolctl) and the products before and after it are shared out
+  between the workers. Measured on a busy two-core machine, OpenBLAS's own two threads made
+  the small per-step products several times slower than one thread. An earlier version split
+  the batch between two loops instead; in the transposed layout each part would need buffers
+  of its own, and a per-step product on half the batch still took 0.77 of the whole one's
+  time at the second benchmark shape (the whole weight matrix is read either way).
 """
 
 from __future__ import annotations
@@ -125,9 +132,15 @@ _HELPER_CHUNKS = 4
 # The loop runs beside the helper thread only when each step's recurrent product is at least this
 # many multiply-adds; below it the handing over between the threads costs more than it saves,
 # and the products before and after the loop are shared out between the threads instead.
-# Measured on a busy two-core machine: N * 4H * H = 2**22 (N = 16, H = 256) ran faster beside the
-# helper, 2**21 (N = 32, H = 128) faster alone.
+# Measured on a two-core machine under heavy load from other processes (load average 10-13), so
+# only roughly: beside the helper, forward + backward took 0.87x the time of the previous version
+# (loop alone) at N * 4H * H = 2**22 (N = 16, H = 256) and 1.46x at 2**21 (N = 32, H = 128).
 _MIN_OVERLAP_STEP_WORK = 2**22
+# The per-step products are computed in blocks of rows of the weight matrix, each block's
+# M * K * N at most this many multiply-adds: OpenBLAS (0.3.31, numpy's wheels) runs products that
+# small through its small-matrix kernels, 15-25 % faster per step here than the whole product
+# (measured at both benchmark shapes, one thread, float32; best at 2**19).
+_BLOCK_WORK = 2**19
 _blas_control: list = []  # threadpoolctl's controller of the BLAS libraries, made on first use
 
 
@@ -174,6 +187,13 @@ def _step_chunks(steps: int, overlap: bool) -> list[tuple[int, int]]:
     return _parallel.split(steps, max(1, -(-steps // chunks)))
 
 
+def _row_blocks(weight: np.ndarray, out: np.ndarray, batch: int) -> list:
+    """``(weight[r0:r1], out[r0:r1])`` pairs covering the rows, for blocked products (``_BLOCK_WORK``)."""
+    rows, inner = weight.shape
+    size = max(16, _BLOCK_WORK // max(1, inner * batch) // 16 * 16)
+    return [(weight[r0:r1], out[r0:r1]) for r0, r1 in _parallel.split(rows, size)]
+
+
 def _forward_loop(gates, h_t, tanh_c, w_hh_fwd, chunks, ready) -> None:
     """The time loop, on transposed (features, batch) blocks.
 
@@ -188,12 +208,14 @@ def _forward_loop(gates, h_t, tanh_c, w_hh_fwd, chunks, ready) -> None:
     rec = np.empty((h4, batch), dtype=gates.dtype)
     pair = np.empty((h2, batch), dtype=gates.dtype)
     starts = {t0: k for k, (t0, _) in enumerate(chunks)}
+    blocks = _row_blocks(w_hh_fwd, rec, batch)
     for t in range(steps):
         if t in starts:
             ready(starts[t])
         gt = gates[t]
         a = gt[:h4]
-        np.matmul(w_hh_fwd, h_t[t], out=rec)
+        for w_rows, rec_rows in blocks:
+            np.matmul(w_rows, h_t[t], out=rec_rows)
         a += rec
         np.tanh(a, out=a)  # tanh(a/2) for i, f, o; tanh(a) for g
         s = gt[:h3]
@@ -304,6 +326,7 @@ def _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, w_hh_t, k_buf, ds_buf,
     h4 = 4 * hidden
     dg3 = dgates.reshape(steps, 5 * hidden, batch)  # a view: dgates is a contiguous buffer
     dh_t = np.empty((hidden, batch), dtype=dgates.dtype)
+    blocks = _row_blocks(w_hh_t, dh, batch)
     for t1 in range(steps, 0, -chunk):
         t0 = max(0, t1 - chunk)
         k = k_buf[:t1 - t0]
@@ -315,7 +338,8 @@ def _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, w_hh_t, k_buf, ds_buf,
             dc += da[4]  # dc = dc_next + dh_t o (1 - tanh(c)^2)
             np.multiply(dc, kt[:3], out=da[:3])  # dA_i, dA_f, dA_g = dc [K_i, K_f, K_g]
             dc *= gates[t, hidden:2 * hidden]  # dc_prev = dc f
-            np.matmul(w_hh_t, dg3[t, :h4], out=dh)  # dh_prev = W_hh^T dA
+            for w_rows, dh_rows in blocks:
+                np.matmul(w_rows, dg3[t, :h4], out=dh_rows)  # dh_prev = W_hh^T dA
             if t in marks:
                 marks[t].set()
 
