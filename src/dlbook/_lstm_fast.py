@@ -28,8 +28,10 @@ products. What this module does about that, and why:
   the step is then six calls: two broadcast multiplies write [dA_o, dh_t K_c] and
   [dA_i, dA_f, dA_g] into adjacent slots of one (5, H, N) block, an add, dc *= f and
   dh = W_hh^T dA.
-* dx, dW_ih, dW_hh and the bias gradient are products (and a sum) over the (4H, T*N) matrix of
-  all steps' dA after the loop, in chunks of steps, the weight gradients as sums over chunks.
+* dx, and dW_ih, dW_hh and the bias gradient together, are two products with the (4H, T*N)
+  matrix of all steps' dA after the loop: the cache holds [x_t, h_{t-1}, 1] side by side for
+  every step, so one product gives [dW_ih, dW_hh, dbias]. They run in chunks of steps, the
+  weight gradients as sums over chunks.
 * Arrays that a call returns or caches come from a small pool (``_pooled``) and are reused once
   nothing refers to them any more; scratch arrays are reused per thread (``_workspace``). Fresh
   memory costs a page fault per 4 kB page when first written: about 1000 faults, 1.7 ms, per
@@ -188,7 +190,7 @@ def _step_chunks(steps: int, overlap: bool) -> list[tuple[int, int]]:
 
 
 def _row_blocks(weight: np.ndarray, out: np.ndarray, batch: int) -> list:
-    """``(weight[r0:r1], out[r0:r1])`` pairs covering the rows, for blocked products (``_BLOCK_WORK``)."""
+    """``(weight[r0:r1], out[r0:r1])`` pairs covering the rows, each small (``_BLOCK_WORK``)."""
     rows, inner = weight.shape
     size = max(16, _BLOCK_WORK // max(1, inner * batch) // 16 * 16)
     return [(weight[r0:r1], out[r0:r1]) for r0, r1 in _parallel.split(rows, size)]
@@ -248,9 +250,12 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
     w_ih_fwd[:, :features] = w_ih[order] * scale[:, None]
     w_ih_fwd[:, features] = (bias_ih + bias_hh)[order] * scale
 
-    gates, hs, tanh_c, x2d = _pooled([(steps + 1, 5 * hidden, batch), (steps + 1, batch, hidden),
-                                      (steps, hidden, batch), (steps * batch, features)], dtype)
-    x2d[...] = x.reshape(steps * batch, features)
+    # The cache keeps [x_t, h_{t-1}, 1] side by side, one row per step and sequence, so that
+    # one product gives dW_ih, dW_hh and the bias gradient in the backward pass.
+    gates, tanh_c, xh1 = _pooled([(steps + 1, 5 * hidden, batch), (steps, hidden, batch),
+                                  (steps, batch, features + hidden + 1)], dtype)
+    xh1[:, :, :features] = x
+    xh1[:, :, features + hidden] = 1
     x_ones = _workspace("x_ones", (steps, features + 1, batch), dtype)  # [x_t^T; 1]
     x_ones[:, :features] = x.transpose(0, 2, 1)
     x_ones[:, features] = 1
@@ -284,12 +289,12 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
                             steps * batch * h4 * features)
     _run(overlap, lambda: _forward_loop(gates, h_t, tanh_c, w_hh_fwd, chunks, ready),
          lambda: [claim(k) for k in range(len(chunks))])
-    hs[...] = h_t.transpose(0, 2, 1)  # h_0..h_T, (T + 1, N, H)
-    cache = (x2d, x.shape, w_ih, w_hh, gates, hs, tanh_c)
+    xh1[:, :, features:features + hidden] = h_t[:-1].transpose(0, 2, 1)  # h_0..h_{T-1}
+    cache = (xh1, w_ih, w_hh, gates, tanh_c)
     # Copies: the caller may change what it gets without touching the cache.
     out, h_n, c_n = _pooled([(steps, batch, hidden), (batch, hidden), (batch, hidden)], dtype)
-    out[...] = hs[1:]
-    h_n[...] = hs[steps]
+    out[...] = h_t[1:].transpose(0, 2, 1)
+    h_n[...] = h_t[steps].T
     c_n[...] = gates[steps, h4:].T
     return out, (h_n, c_n), cache
 
@@ -314,7 +319,7 @@ def _local_factors(gates, tanh_c, k, ds) -> None:
 
 
 def _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, w_hh_t, k_buf, ds_buf, marks) -> None:
-    """The time loop, on transposed (features, batch) blocks; ``dh``, ``dc`` (H, N) updated in place.
+    """The time loop on transposed (features, batch) blocks; ``dh``, ``dc`` (H, N) change in place.
 
     ``dout_t`` (T, H, N); ``dgates`` (T, 5, H, N) receives dA_i, dA_f, dA_g, dA_o (torch's gate
     order) and, in its last slot, each step's dh_t K_c; ``k_buf`` (chunk, 5, H, N) and
@@ -346,7 +351,7 @@ def _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, w_hh_t, k_buf, ds_buf,
 
 def lstm_backward(dout, cache, dh_n=None, dc_n=None):
     """Same arguments and results as :func:`dlbook.lstm.lstm_backward`, for this module's cache."""
-    x2d, x_shape, w_ih, w_hh, gates, hs, tanh_c = cache
+    xh1, w_ih, w_hh, gates, tanh_c = cache
     steps, hidden, batch = tanh_c.shape
     dout = as_array(dout, "dout")
     check_shape(dout, (steps, batch, hidden), "dout")
@@ -364,8 +369,9 @@ def lstm_backward(dout, cache, dh_n=None, dc_n=None):
     ds_buf = _workspace("dsig", (chunk, 3 * hidden, batch), dtype)
     da = _workspace("da", (h4, steps * batch), dtype)  # dA of all steps, (4H, T*N)
     da3 = da.reshape(4, hidden, steps, batch)
-    h_prev2d = hs[:-1].reshape(steps * batch, hidden)
-    (dx2d,) = _pooled([(steps * batch, x2d.shape[1])], dtype)
+    features = xh1.shape[2] - hidden - 1
+    xh1_2d = xh1.reshape(steps * batch, features + hidden + 1)
+    (dx2d,) = _pooled([(steps * batch, features)], dtype)
     w_hh_t = np.ascontiguousarray(w_hh.T)
     overlap = _overlap(batch, hidden)
     chunks = _step_chunks(steps, overlap)[::-1]  # the loop runs backwards in time
@@ -385,17 +391,20 @@ def lstm_backward(dout, cache, dh_n=None, dc_n=None):
         da3[:, :, t0:t1] = dgates[t0:t1, :4].transpose(1, 2, 0, 3)
         r0, r1 = t0 * batch, t1 * batch
         np.matmul(da[:, r0:r1].T, w_ih, out=dx2d[r0:r1])
-        return da[:, r0:r1] @ x2d[r0:r1], da[:, r0:r1] @ h_prev2d[r0:r1], da[:, r0:r1].sum(axis=1)
+        return da[:, r0:r1] @ xh1_2d[r0:r1]  # [dW_ih, dW_hh, dbias] (4H, D + H + 1)
 
     def helper() -> None:  # each chunk once the loop is past it, beside the loop or after it
         if overlap:
             shares = [products(k) for k in range(len(chunks))]
         else:
             shares = _parallel.run_parts(lambda k0, k1: products(k0), len(chunks), 1,
-                                         steps * batch * h4 * (2 * x2d.shape[1] + hidden))
-        sums.extend(sum(share[i] for share in shares) for i in range(3))
+                                         steps * batch * h4 * (2 * features + hidden))
+        sums.append(sum(shares))
 
     _run(overlap, loop, helper)
-    dweight_ih, dweight_hh, dbias = sums
-    return (dx2d.reshape(x_shape), np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T),
-            dweight_ih, dweight_hh, dbias, dbias.copy())
+    (total,) = sums
+    dweight_ih = np.ascontiguousarray(total[:, :features])
+    dweight_hh = np.ascontiguousarray(total[:, features:features + hidden])
+    dbias = total[:, features + hidden].copy()
+    return (dx2d.reshape(steps, batch, features), np.ascontiguousarray(dh.T),
+            np.ascontiguousarray(dc.T), dweight_ih, dweight_hh, dbias, dbias.copy())
