@@ -36,12 +36,14 @@ products. What this module does about that, and why:
   nothing refers to them any more; scratch arrays are reused per thread (``_workspace``). Fresh
   memory costs a page fault per 4 kB page when first written: about 1000 faults, 1.7 ms, per
   forward + backward at the first benchmark shape before this. The dtype of the inputs is kept.
-* Threads (:mod:`dlbook._parallel`, worker threads with BLAS on one thread each): when a step's
-  recurrent product is large (``_MIN_OVERLAP_STEP_WORK``), the time loop runs on one worker
-  while a second computes the input projections ahead of it and each chunk's gradient
-  products behind it (:func:`_run`). Otherwise the loop runs in the caller's thread with BLAS
-  held to one thread (threadpoolctl) and the products before and after it are shared out
-  between the workers. Measured on a busy two-core machine, OpenBLAS's own two threads made
+* Threads: with two or more cores and a large enough step (``_MIN_OVERLAP_STEP_WORK``), the
+  time loop runs in the caller's thread while a helper thread computes the input projections
+  ahead of it and each chunk's gradient products behind it (:func:`_run`), BLAS held to one
+  thread (threadpoolctl) for both. The helper is a plain thread started for the call, not one
+  of :mod:`dlbook._parallel`'s workers: those are tied to one CPU each, and on a busy machine a
+  loop tied to a CPU waited for it while the other was free. Otherwise the loop runs alone on
+  one BLAS thread and the products before and after it are shared out between the workers of
+  :mod:`dlbook._parallel`. Measured on a busy two-core machine, OpenBLAS's own two threads made
   the small per-step products several times slower than one thread. An earlier version split
   the batch between two loops instead; in the transposed layout each part would need buffers
   of its own, and a per-step product on half the batch still took 0.77 of the whole one's
@@ -132,12 +134,12 @@ _CHUNK_BYTES = 2**18
 # more chunks overlap more of them with the time loop, fewer make larger, faster products.
 _HELPER_CHUNKS = 4
 # The loop runs beside the helper thread only when each step's recurrent product is at least this
-# many multiply-adds; below it the handing over between the threads costs more than it saves,
-# and the products before and after the loop are shared out between the threads instead.
-# Measured on a two-core machine under heavy load from other processes (load average 10-13), so
-# only roughly: beside the helper, forward + backward took 0.87x the time of the previous version
-# (loop alone) at N * 4H * H = 2**22 (N = 16, H = 256) and 1.46x at 2**21 (N = 32, H = 128).
-_MIN_OVERLAP_STEP_WORK = 2**22
+# many multiply-adds (both benchmark shapes are); for smaller layers starting a thread costs more
+# than it saves, and the products before and after the loop are shared out instead. Measured on
+# the two-core machine under heavy load from other processes (load average 8-13), forward +
+# backward beside the helper took 0.85x (first shape) and 0.88x (second) the time with the loop
+# alone; with the helper and the loop on pinned worker threads instead, 1.0-1.2x.
+_MIN_OVERLAP_STEP_WORK = 2**18
 # The per-step products are computed in blocks of rows of the weight matrix, each block's
 # M * K * N at most this many multiply-adds: OpenBLAS (0.3.31, numpy's wheels) runs products that
 # small through its small-matrix kernels, 15-25 % faster per step here than the whole product
@@ -165,17 +167,33 @@ def _overlap(batch: int, hidden: int) -> bool:
 
 
 def _run(overlap: bool, loop, helper) -> None:
-    """Run ``loop()`` and ``helper()`` at the same time on two worker threads (one per core, BLAS
-    on one thread each) when ``overlap``, else ``loop()`` and then ``helper()``.
+    """Run ``loop()`` in the caller's thread and ``helper()`` at the same time in a thread of its
+    own (BLAS on one thread for both) when ``overlap``, else ``loop()`` and then ``helper()``.
 
     ``helper`` may wait for progress of ``loop`` but never the other way round, so the two can
     also run one after the other; ``loop`` must not return or raise before it has released
     everything ``helper`` waits for.
     """
     if overlap:
-        # run_parts hands the part (0, 1) to the first free worker and (1, 2) to the second; in
-        # a worker thread already (a nested call) it runs both parts there, in that order.
-        _parallel.run_parts(lambda n0, n1: loop() if n0 == 0 else helper(), 2, 1, float("inf"))
+        errors: list[BaseException] = []
+
+        def guarded() -> None:
+            try:
+                helper()
+            except BaseException as err:  # re-raised in the caller's thread
+                errors.append(err)
+
+        # The loop stays in the caller's thread, free to run on whichever core is idle; the
+        # helper gets a thread of its own for this call. BLAS runs on one thread in both.
+        with _one_blas_thread():
+            thread = threading.Thread(target=guarded, name="dlbook-lstm-helper", daemon=True)
+            thread.start()
+            try:
+                loop()
+            finally:
+                thread.join()
+        if errors:
+            raise errors[0]
     else:
         with _one_blas_thread():  # small products: a second BLAS thread would only wait
             loop()
