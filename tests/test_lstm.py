@@ -382,3 +382,13 @@ def test_benchmark_script_runs_in_quick_mode():
     assert "torch threads:" in text and "numpy" in text
     for shape in ((3, 2, 4, 5), (1, 1, 2, 3)):
         assert f"{shape}: dlbook fwd+bwd is" in text
+
+
+def test_fast_helper_thread_errors_are_raised():
+    # The helper thread's error reaches the caller, after the loop has finished; both run.
+    seen = []
+    with pytest.raises(ZeroDivisionError):
+        _lstm_fast._run(True, lambda: seen.append("loop"), lambda: 1 / 0)
+    assert seen == ["loop"]
+    _lstm_fast._run(True, lambda: seen.append("loop"), lambda: seen.append("helper"))
+    assert sorted(seen) == ["helper", "loop", "loop"]
