@@ -131,11 +131,13 @@ def _pooled(shapes: list[tuple[int, ...]], dtype) -> list[np.ndarray]:
 # The backward pass computes its local factors this many bytes of (5H, N) steps at a time.
 _CHUNK_BYTES = 2**18
 # The helper thread's products (input projections, gradients) come in this many chunks of steps:
-# more chunks overlap more of them with the time loop, fewer make larger, faster products.
+# more chunks overlap more of them with the time loop, fewer make larger, faster products (4 is
+# a choice between the two, not tuned: the machine was too loaded to tell 4 from 8).
 _HELPER_CHUNKS = 4
 # The loop runs beside the helper thread only when each step's recurrent product is at least this
-# many multiply-adds (both benchmark shapes are); for smaller layers starting a thread costs more
-# than it saves, and the products before and after the loop are shared out instead. Measured on
+# many multiply-adds (both benchmark shapes are, with 2**21 and 2**22); below it the products
+# before and after the loop are shared out instead. The bound is a guess, not a measurement:
+# starting a thread costs about 0.1 ms, which small layers would not win back. Measured on
 # the two-core machine under heavy load from other processes (load average 8-13), forward +
 # backward beside the helper took 0.85x (first shape) and 0.88x (second) the time with the loop
 # alone; with the helper and the loop on pinned worker threads instead, 1.0-1.2x.
