@@ -93,6 +93,23 @@ _pool: list[np.ndarray] = []
 _pool_lock = threading.Lock()
 _POOL_MAX_BYTES = 64 * 2**20
 _ALIGN = 64  # bytes: each array starts on a cache line
+_probe = [np.empty(0, dtype=np.uint8)]  # referred to by nothing else: what "free" counts as
+
+
+def _free_buffers() -> list[np.ndarray]:
+    """The pool's buffers that no array refers to, oldest first (call with _pool_lock held).
+
+    A free buffer has the reference count of ``_probe[0]`` counted the same way (the lists, the
+    loop's name, the call's argument), whatever the interpreter counts for those.
+    """
+    free, expected = [], None
+    for buf in _probe + _pool:
+        count = sys.getrefcount(buf)
+        if expected is None:
+            expected = count
+        elif count == expected:
+            free.append(buf)
+    return free
 
 
 def _pooled(shapes: list[tuple[int, ...]], dtype) -> list[np.ndarray]:
@@ -104,25 +121,21 @@ def _pooled(shapes: list[tuple[int, ...]], dtype) -> list[np.ndarray]:
         total += -(-math.prod(shape) * dtype.itemsize // _ALIGN) * _ALIGN
     nbytes = total + _ALIGN
     with _pool_lock:
-        chosen = None
-        for buf in _pool:
-            # References: the list, this loop's name and getrefcount's argument; any more are
-            # arrays carved out of the buffer that are still alive somewhere.
-            if buf.nbytes >= nbytes and sys.getrefcount(buf) == 3 and (
-                    chosen is None or buf.nbytes < chosen.nbytes):
-                chosen = buf
-        if chosen is None:
+        free = _free_buffers()
+        fits = [buf for buf in free if buf.nbytes >= nbytes]
+        if fits:
+            chosen = min(fits, key=lambda buf: buf.nbytes)
+        else:
             chosen = np.empty(nbytes, dtype=np.uint8)
-            pooled = sum(b.nbytes for b in _pool)
-            while _pool and pooled + nbytes > _POOL_MAX_BYTES:  # drop free buffers, oldest first
-                free = [b for b in _pool if sys.getrefcount(b) == 3]
-                if not free:
+            pooled = sum(buf.nbytes for buf in _pool)
+            for buf in free:  # make room: drop free buffers, oldest first
+                if pooled + nbytes <= _POOL_MAX_BYTES:
                     break
-                _pool.remove(free[0])
-                pooled -= free[0].nbytes
-                del free
+                _pool.remove(buf)
+                pooled -= buf.nbytes
             if pooled + nbytes <= _POOL_MAX_BYTES:
                 _pool.append(chosen)
+        del free, fits
     start = -chosen.ctypes.data % _ALIGN
     return [chosen[start + off:start + off + math.prod(shape) * dtype.itemsize].view(dtype)
             .reshape(shape) for off, shape in zip(offsets, shapes)]
