@@ -265,23 +265,104 @@ def test_class_bad_arguments_raise(rng):
         model.backward(np.zeros((2, 5, 4)), None, np.zeros((2, 5, 4)))
 
 
-def test_fast_threads_equal_one_thread_and_readable(rng, monkeypatch):
-    # The batch shared out between worker threads (three here, whatever the machine has, in
-    # uneven parts): the same numbers as one thread and as the readable functions, in float64.
+def _fast_and_readable(x, h0, c0, weights, dout, dh_n, dc_n):
+    out, finals, cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
+    fast = (out, *finals, *_lstm_fast.lstm_backward(dout, cache, dh_n, dc_n))
+    out, finals, cache = lstm_forward(x, h0, c0, *weights)
+    return fast, (out, *finals, *lstm_backward(dout, cache, dh_n, dc_n))
+
+
+@pytest.mark.parametrize("threads, beside", [(1, False), (2, False), (3, False), (2, True),
+                                             (3, True)])
+@pytest.mark.parametrize("shape", [(16, 5, 8, 12), (1, 3, 2, 4), (9, 1, 3, 2), (1, 1, 1, 1)])
+def test_fast_threads_equal_readable(shape, threads, beside, rng, monkeypatch):
+    # Beside: the time loop runs on one worker thread while a second computes the input
+    # projections ahead of it and each chunk's gradient products behind it (the weight gradients
+    # a sum over chunks). Otherwise the projections and products are shared out by steps between
+    # the threads before and after the loop. All equal the readable functions in float64, at odd
+    # batch sizes and a single step too.
     from dlbook import _parallel
 
-    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 16, 5, 8, 128)  # enough work to split
-    monkeypatch.setattr(_lstm_fast, "_MIN_PART_STEP_WORK", 0)  # split the time loops too
-    results = {}
-    for threads in (1, 3):
-        monkeypatch.setattr(_parallel, "available_threads", lambda threads=threads: threads)
-        out, finals, cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
-        results[threads] = (out, *finals, *_lstm_fast.lstm_backward(dout, cache, dh_n, dc_n))
-    out, finals, cache = lstm_forward(x, h0, c0, *weights)
-    readable = (out, *finals, *lstm_backward(dout, cache, dh_n, dc_n))
-    for one, three, ref in zip(results[1], results[3], readable):
-        np.testing.assert_allclose(three, one, **TIGHT)
-        np.testing.assert_allclose(three, ref, **TIGHT)
+    monkeypatch.setattr(_parallel, "available_threads", lambda: threads)
+    monkeypatch.setattr(_lstm_fast, "_MIN_OVERLAP_STEP_WORK", 0 if beside else float("inf"))
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, *shape)
+    fast, readable = _fast_and_readable(x, h0, c0, [2 * w for w in weights], dout, dh_n, dc_n)
+    for a, b in zip(fast, readable):
+        np.testing.assert_allclose(a, b, **TIGHT)
+
+
+def test_fast_blocked_products_equal_readable(rng, monkeypatch):
+    # The per-step products in blocks of 16 weight rows (3 blocks forward, 3 backward here).
+    monkeypatch.setattr(_lstm_fast, "_BLOCK_WORK", 1)
+    assert len(_lstm_fast._row_blocks(np.zeros((160, 40)), np.zeros((160, 3)), 3)) == 10
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 5, 3, 4, 40)
+    fast, readable = _fast_and_readable(x, h0, c0, weights, dout, dh_n, dc_n)
+    for a, b in zip(fast, readable):
+        np.testing.assert_allclose(a, b, **TIGHT)
+
+
+@pytest.mark.parametrize("threads, beside", [(1, False), (2, False), (2, True)])
+def test_fast_threads_float32(threads, beside, rng, monkeypatch):
+    # float32 through the threaded paths: close to the readable float64 result at float32's
+    # tolerance (the weight gradients are sums of per-chunk float32 products).
+    from dlbook import _parallel
+
+    monkeypatch.setattr(_parallel, "available_threads", lambda: threads)
+    monkeypatch.setattr(_lstm_fast, "_MIN_OVERLAP_STEP_WORK", 0 if beside else float("inf"))
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 32, 7, 16, 24)
+    single = [a.astype(np.float32) for a in (x, h0, c0, *weights, dout, dh_n, dc_n)]
+    fast, _ = _fast_and_readable(*single[:3], single[3:7], *single[7:])
+    _, readable = _fast_and_readable(x, h0, c0, weights, dout, dh_n, dc_n)
+    for a, b in zip(fast, readable):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("threads, beside", [(2, False), (2, True)])
+def test_fast_threads_a_lost_chunk_is_caught(threads, beside, rng, monkeypatch):
+    # Negative case: if the products skipped the first chunk of steps, dx and the weight
+    # gradients would miss those steps' terms, and the comparison above would fail.
+    from dlbook import _parallel
+
+    monkeypatch.setattr(_parallel, "available_threads", lambda: threads)
+    monkeypatch.setattr(_lstm_fast, "_MIN_OVERLAP_STEP_WORK", 0 if beside else float("inf"))
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 16, 3, 4, 5)
+    _, _, cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
+    _, _, ref_cache = lstm_forward(x, h0, c0, *weights)
+    ref = lstm_backward(dout, ref_cache, dh_n, dc_n)
+    np.testing.assert_allclose(_lstm_fast.lstm_backward(dout, cache, dh_n, dc_n)[3], ref[3], **TIGHT)
+    chunks = _lstm_fast._step_chunks
+    monkeypatch.setattr(_lstm_fast, "_step_chunks", lambda steps, overlap: chunks(steps, overlap)[1:])
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(_lstm_fast.lstm_backward(dout, cache, dh_n, dc_n)[3], ref[3],
+                                   **TIGHT)
+
+
+def test_fast_pool_reuses_only_what_nobody_holds(rng, monkeypatch):
+    # Results and caches come from pooled buffers: a buffer is handed out again once every array
+    # carved out of it is gone, never while the caller still holds one.
+    monkeypatch.setattr(_lstm_fast, "_pool", [])
+    first = _lstm_fast._pooled([(1000,), (7, 3)], np.float64)
+    address = first[0].ctypes.data
+    view = first[1][2:]  # a view keeps the buffer in use too
+    del first
+    second = _lstm_fast._pooled([(1000,), (7, 3)], np.float64)
+    assert second[0].ctypes.data != address
+    del view, second
+    third = _lstm_fast._pooled([(900,)], np.float64)
+    assert third[0].ctypes.data == address  # the first buffer, free now, again
+    # Whole calls: a held result keeps its numbers while later calls run.
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 4, 3, 2, 5)
+    out1, (h1, c1), cache1 = _lstm_fast.lstm_forward(x, h0, c0, *weights)
+    kept = [a.copy() for a in (out1, h1, c1)]
+    grads1 = _lstm_fast.lstm_backward(dout, cache1, dh_n, dc_n)
+    kept_grads = [g.copy() for g in grads1]
+    for _ in range(3):
+        _, _, cache = _lstm_fast.lstm_forward(2 * x, h0, c0, *weights)
+        _lstm_fast.lstm_backward(2 * dout, cache, dh_n, dc_n)
+    for a, b in zip((out1, h1, c1, *grads1), (*kept, *kept_grads)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(_lstm_fast.lstm_backward(dout, cache1, dh_n, dc_n)[0], grads1[0])
 
 
 def test_benchmark_script_runs_in_quick_mode():
@@ -301,3 +382,13 @@ def test_benchmark_script_runs_in_quick_mode():
     assert "torch threads:" in text and "numpy" in text
     for shape in ((3, 2, 4, 5), (1, 1, 2, 3)):
         assert f"{shape}: dlbook fwd+bwd is" in text
+
+
+def test_fast_helper_thread_errors_are_raised():
+    # The helper thread's error reaches the caller, after the loop has finished; both run.
+    seen = []
+    with pytest.raises(ZeroDivisionError):
+        _lstm_fast._run(True, lambda: seen.append("loop"), lambda: 1 / 0)
+    assert seen == ["loop"]
+    _lstm_fast._run(True, lambda: seen.append("loop"), lambda: seen.append("helper"))
+    assert sorted(seen) == ["helper", "loop", "loop"]

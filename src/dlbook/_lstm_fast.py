@@ -1,35 +1,60 @@
 """The LSTM's tuned path, used by ``dlbook.lstm.LSTM``; same maths as ``lstm_forward/backward``.
 
 Not printed by the book; tested equal to the readable functions (float64 to 1e-10, float32 to
-float32 rounding). What it does differently, and why:
+float32 rounding). At the sizes of ``benchmarks/bench_lstm.py`` every step's work is one small
+matrix product and a few short elementwise operations on arrays of a few thousand numbers,
+where numpy's cost per call (about a microsecond, two to four times more on a strided 2-D
+slice than on a contiguous block), not the arithmetic, sets the time of everything but the
+products. What this module does about that, and why:
 
-* The input projection of every step is one matrix product, (T*N, D) @ (D, 4H), before the
-  loop; only the recurrent product h_{t-1} W_hh^T stays inside it.
-* One ``np.tanh`` over the whole (N, 4H) block computes all four gate nonlinearities:
-  sigmoid(a) = 0.5 + 0.5 tanh(a / 2), and the rows of the i, f and o gates in the forward
-  weights and biases are halved once (exact in binary floating point), so that after the
-  tanh a multiply and an add by per-column constants (0.5 and 0.5 for i, f, o; 1 and 0 for g)
-  turn those columns into sigmoids.
-* Every per-step array lives in buffers allocated once per call, written with ``out=``; the
-  dtype of the inputs is kept (float32 stays float32).
-* The backward loop writes each step's pre-activation gradients dA_t straight into one
-  (T, N, 4H) array, with in-place products on (N, H) slices, and carries dh and dc.
-* dW_ih, dW_hh, the bias gradient and dx are each one product (or sum) over all T*N rows after
-  the loop.
-* The sequences of a batch never meet inside the layer, so for a large enough batch and
-  hidden size the time loops (forward and backward) run on parts of the batch in worker
-  threads, one per core, each with single-threaded BLAS (:mod:`dlbook._parallel`); smaller
-  ones run in the caller's thread with BLAS held to one thread (threadpoolctl). The large
-  products before and after the loops are shared out by rows of the (T*N, .) matrices between
-  the workers, the weight gradients as a sum of per-part products. Measured on a busy two-core
-  machine, OpenBLAS's own two threads made the small per-step products several times slower
-  than one thread.
+* Everything inside the time loops is transposed, (features, batch): the recurrent product is
+  W (4H, H) @ h_{t-1}^T (H, N), so each gate of each step is a contiguous (H, N) block and every
+  elementwise call works on contiguous memory.
+* The input projections of all steps are computed outside the loop, straight into each step's
+  (4H, N) block of the gate array; the bias rides along as one more weight column against a
+  row of ones under the transposed input.
+* One ``np.tanh`` over the whole gate block computes all four gate nonlinearities:
+  sigmoid(a) = 0.5 + 0.5 tanh(a / 2). The forward weights put the gates in the order i, f, o, g
+  (the three sigmoids side by side) with the sigmoid rows halved (exact in binary floating
+  point), so after the tanh one multiply and one add on the first 3H rows finish them.
+* Each step's block of the gate array holds i, f, o, g and then c_{t-1}, so [i, f] and
+  [g, c_{t-1}] are adjacent pairs: one multiply gives [i g, f c_{t-1}], one add c_t, written
+  straight into the next step's c slot. The forward step is nine numpy calls.
+* The backward step needs dc += dh_t K_c, dA_o = dh_t K_o and [dA_i, dA_f, dA_g] =
+  dc [K_i, K_f, K_g] with local factors that depend only on the forward pass (K_i = g i(1-i),
+  K_f = c_{t-1} f(1-f), K_g = i(1-g^2), K_o = tanh(c) o(1-o), K_c = o(1-tanh(c)^2)). They are
+  computed a few steps at a time (``_CHUNK_BYTES``), ten numpy calls per chunk, while the chunk
+  is in the processor's cache (over the whole sequence at once the passes ran from main memory);
+  the step is then six calls: two broadcast multiplies write [dA_o, dh_t K_c] and
+  [dA_i, dA_f, dA_g] into adjacent slots of one (5, H, N) block, an add, dc *= f and
+  dh = W_hh^T dA.
+* dx, and dW_ih, dW_hh and the bias gradient together, are two products with the (4H, T*N)
+  matrix of all steps' dA after the loop: the cache holds [x_t, h_{t-1}, 1] side by side for
+  every step, so one product gives [dW_ih, dW_hh, dbias]. They run in chunks of steps, the
+  weight gradients as sums over chunks.
+* Arrays that a call returns or caches come from a small pool (``_pooled``) and are reused once
+  nothing refers to them any more; scratch arrays are reused per thread (``_workspace``). Fresh
+  memory costs a page fault per 4 kB page when first written: about 1000 faults, 1.7 ms, per
+  forward + backward at the first benchmark shape before this. The dtype of the inputs is kept.
+* Threads: with two or more cores and a large enough step (``_MIN_OVERLAP_STEP_WORK``), the
+  time loop runs in the caller's thread while a helper thread computes the input projections
+  ahead of it and each chunk's gradient products behind it (:func:`_run`), BLAS held to one
+  thread (threadpoolctl) for both. The helper is a plain thread started for the call, not one
+  of :mod:`dlbook._parallel`'s workers: those are tied to one CPU each, and on a busy machine a
+  loop tied to a CPU waited for it while the other was free. Otherwise the loop runs alone on
+  one BLAS thread and the products before and after it are shared out between the workers of
+  :mod:`dlbook._parallel`. Measured on a busy two-core machine, OpenBLAS's own two threads made
+  the small per-step products several times slower than one thread. An earlier version split
+  the batch between two loops instead; in the transposed layout each part would need buffers
+  of its own, and a per-step product on half the batch still took 0.77 of the whole one's
+  time at the second benchmark shape (the whole weight matrix is read either way).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import threading
 
 import numpy as np
@@ -59,18 +84,82 @@ def _workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     return buf[:size].reshape(shape)
 
 
-def _run_on_parts(fn, n: int, work: float) -> list:
-    """``fn(n0, n1)`` over consecutive parts of ``range(n)``, one part per available thread."""
-    threads = _parallel.available_threads()
-    return _parallel.run_parts(fn, n, -(-n // threads), work)
+# Arrays that a call returns or caches (the forward cache, ``out``, ``dx``) are carved out of
+# buffers kept here. A buffer is handed out again only when nothing refers to it any more: every
+# array carved out of it, and every view of those, holds a reference to it (numpy's ``base``), so
+# its reference count is back to the pool's own once the caller has dropped them all. The pool
+# keeps at most _POOL_MAX_BYTES; anything beyond is allocated normally.
+_pool: list[np.ndarray] = []
+_pool_lock = threading.Lock()
+_POOL_MAX_BYTES = 64 * 2**20
+_ALIGN = 64  # bytes: each array starts on a cache line
+_probe = [np.empty(0, dtype=np.uint8)]  # referred to by nothing else: what "free" counts as
 
 
-# The time loops are shared out between threads only when each part's recurrent product is at
-# least this many multiply-adds per step: below it, each step's numpy calls are so short that the
-# threads mostly wait for each other's turn at the interpreter. Measured on a two-core machine:
-# (N/2) * H * 4H = 2**21 (N = 16, H = 256) ran faster in two threads, 2**20 (N = 32, H = 128)
-# faster in one.
-_MIN_PART_STEP_WORK = 3 * 2**19
+def _free_buffers() -> list[np.ndarray]:
+    """The pool's buffers that no array refers to, oldest first (call with _pool_lock held).
+
+    A free buffer has the reference count of ``_probe[0]`` counted the same way (the lists, the
+    loop's name, the call's argument), whatever the interpreter counts for those.
+    """
+    free, expected = [], None
+    for buf in _probe + _pool:
+        count = sys.getrefcount(buf)
+        if expected is None:
+            expected = count
+        elif count == expected:
+            free.append(buf)
+    return free
+
+
+def _pooled(shapes: list[tuple[int, ...]], dtype) -> list[np.ndarray]:
+    """Uninitialised arrays of ``shapes`` in one pooled buffer that nothing else refers to."""
+    dtype = np.dtype(dtype)
+    offsets, total = [], 0
+    for shape in shapes:
+        offsets.append(total)
+        total += -(-math.prod(shape) * dtype.itemsize // _ALIGN) * _ALIGN
+    nbytes = total + _ALIGN
+    with _pool_lock:
+        free = _free_buffers()
+        fits = [buf for buf in free if buf.nbytes >= nbytes]
+        if fits:
+            chosen = min(fits, key=lambda buf: buf.nbytes)
+        else:
+            chosen = np.empty(nbytes, dtype=np.uint8)
+            pooled = sum(buf.nbytes for buf in _pool)
+            for buf in free:  # make room: drop free buffers, oldest first
+                if pooled + nbytes <= _POOL_MAX_BYTES:
+                    break
+                _pool.remove(buf)
+                pooled -= buf.nbytes
+            if pooled + nbytes <= _POOL_MAX_BYTES:
+                _pool.append(chosen)
+        del free, fits
+    start = -chosen.ctypes.data % _ALIGN
+    return [chosen[start + off:start + off + math.prod(shape) * dtype.itemsize].view(dtype)
+            .reshape(shape) for off, shape in zip(offsets, shapes)]
+
+
+# The backward pass computes its local factors this many bytes of (5H, N) steps at a time.
+_CHUNK_BYTES = 2**18
+# The helper thread's products (input projections, gradients) come in this many chunks of steps:
+# more chunks overlap more of them with the time loop, fewer make larger, faster products (4 is
+# a choice between the two, not tuned: the machine was too loaded to tell 4 from 8).
+_HELPER_CHUNKS = 4
+# The loop runs beside the helper thread only when each step's recurrent product is at least this
+# many multiply-adds (both benchmark shapes are, with 2**21 and 2**22); below it the products
+# before and after the loop are shared out instead. The bound is a guess, not a measurement:
+# starting a thread costs about 0.1 ms, which small layers would not win back. Measured on
+# the two-core machine under heavy load from other processes (load average 8-13), forward +
+# backward beside the helper took 0.85x (first shape) and 0.88x (second) the time with the loop
+# alone; with the helper and the loop on pinned worker threads instead, 1.0-1.2x.
+_MIN_OVERLAP_STEP_WORK = 2**18
+# The per-step products are computed in blocks of rows of the weight matrix, each block's
+# M * K * N at most this many multiply-adds: OpenBLAS (0.3.31, numpy's wheels) runs products that
+# small through its small-matrix kernels, 15-25 % faster per step here than the whole product
+# (measured at both benchmark shapes, one thread, float32; best at 2**19).
+_BLOCK_WORK = 2**19
 _blas_control: list = []  # threadpoolctl's controller of the BLAS libraries, made on first use
 
 
@@ -86,35 +175,92 @@ def _one_blas_thread():
     return contextlib.nullcontext() if control is None else control.limit(limits=1)
 
 
-def _run_time_loop(fn, batch: int, hidden: int) -> None:
-    """``fn(n0, n1)`` over the batch: in parts on worker threads, or whole on one BLAS thread."""
-    threads = _parallel.available_threads()
-    if threads > 1 and (batch // threads) * 4 * hidden * hidden >= _MIN_PART_STEP_WORK:
-        _parallel.run_parts(fn, batch, -(-batch // threads), float("inf"))
+def _overlap(batch: int, hidden: int) -> bool:
+    """Whether the time loop runs beside a helper thread (see :func:`_run`)."""
+    return (_parallel.available_threads() >= 2
+            and batch * 4 * hidden * hidden >= _MIN_OVERLAP_STEP_WORK)
+
+
+def _run(overlap: bool, loop, helper) -> None:
+    """Run ``loop()`` in the caller's thread and ``helper()`` at the same time in a thread of its
+    own (BLAS on one thread for both) when ``overlap``, else ``loop()`` and then ``helper()``.
+
+    ``helper`` may wait for progress of ``loop`` but never the other way round, so the two can
+    also run one after the other; ``loop`` must not return or raise before it has released
+    everything ``helper`` waits for.
+    """
+    if overlap:
+        errors: list[BaseException] = []
+
+        def guarded() -> None:
+            try:
+                helper()
+            except BaseException as err:  # re-raised in the caller's thread
+                errors.append(err)
+
+        # The loop stays in the caller's thread, free to run on whichever core is idle; the
+        # helper gets a thread of its own for this call. BLAS runs on one thread in both.
+        with _one_blas_thread():
+            thread = threading.Thread(target=guarded, name="dlbook-lstm-helper", daemon=True)
+            thread.start()
+            try:
+                loop()
+            finally:
+                thread.join()
+        if errors:
+            raise errors[0]
     else:
-        with _one_blas_thread():  # small products: threads would only wait for each other
-            fn(0, batch)
+        with _one_blas_thread():  # small products: a second BLAS thread would only wait
+            loop()
+        helper()
 
 
-def _forward_loop(gates, hs, cs, tanh_c, w_hh_fwd, scale, shift) -> None:
-    """The time loop over one part of the batch (all arrays are that part's views)."""
-    steps, batch, hidden = tanh_c.shape
-    hid = hidden
-    rec = np.empty((batch, 4 * hidden), dtype=gates.dtype)
-    ig = np.empty((batch, hidden), dtype=gates.dtype)
+def _step_chunks(steps: int, overlap: bool) -> list[tuple[int, int]]:
+    """Consecutive chunks of the time steps for the helper's products: ``_HELPER_CHUNKS`` of them
+    beside the loop, else one per thread (shared out by :func:`dlbook._parallel.run_parts`)."""
+    chunks = _HELPER_CHUNKS if overlap else _parallel.available_threads()
+    return _parallel.split(steps, max(1, -(-steps // chunks)))
+
+
+def _row_blocks(weight: np.ndarray, out: np.ndarray, batch: int) -> list:
+    """``(weight[r0:r1], out[r0:r1])`` pairs covering the rows, each small (``_BLOCK_WORK``)."""
+    rows, inner = weight.shape
+    size = max(16, _BLOCK_WORK // max(1, inner * batch) // 16 * 16)
+    return [(weight[r0:r1], out[r0:r1]) for r0, r1 in _parallel.split(rows, size)]
+
+
+def _forward_loop(gates, h_t, tanh_c, w_hh_fwd, chunks, ready) -> None:
+    """The time loop, on transposed (features, batch) blocks.
+
+    ``gates`` (T + 1, 5H, N) holds each step's input projection in its first 4H rows (gate order
+    i, f, o, g, sigmoid rows halved), which the loop turns into the gate values, and c_{t-1} in
+    the last H rows of step t (c_0 is there on entry, c_T is written to step T);
+    ``h_t`` (T + 1, H, N) holds h_0 on entry and receives h_1..h_T; ``tanh_c`` (T, H, N).
+    ``ready(k)`` returns once the projections of the steps ``chunks[k]`` are in ``gates``.
+    """
+    steps, hidden, batch = tanh_c.shape
+    h2, h3, h4 = 2 * hidden, 3 * hidden, 4 * hidden
+    rec = np.empty((h4, batch), dtype=gates.dtype)
+    pair = np.empty((h2, batch), dtype=gates.dtype)
+    starts = {t0: k for k, (t0, _) in enumerate(chunks)}
+    blocks = _row_blocks(w_hh_fwd, rec, batch)
     for t in range(steps):
+        if t in starts:
+            ready(starts[t])
         gt = gates[t]
-        np.matmul(hs[t], w_hh_fwd, out=rec)
-        gt += rec
-        np.tanh(gt, out=gt)  # tanh(a/2) for i, f, o; tanh(a) for g
-        gt *= scale
-        gt += shift  # sigmoid(a) = 0.5 + 0.5 tanh(a/2) for i, f, o; g unchanged
-        i, f, g, o = gt[:, :hid], gt[:, hid:2 * hid], gt[:, 2 * hid:3 * hid], gt[:, 3 * hid:]
-        np.multiply(f, cs[t], out=cs[t + 1])
-        np.multiply(i, g, out=ig)
-        cs[t + 1] += ig
-        np.tanh(cs[t + 1], out=tanh_c[t])
-        np.multiply(o, tanh_c[t], out=hs[t + 1])
+        a = gt[:h4]
+        for w_rows, rec_rows in blocks:
+            np.matmul(w_rows, h_t[t], out=rec_rows)
+        a += rec
+        np.tanh(a, out=a)  # tanh(a/2) for i, f, o; tanh(a) for g
+        s = gt[:h3]
+        s *= 0.5
+        s += 0.5  # sigmoid(a) = 0.5 + 0.5 tanh(a/2)
+        np.multiply(gt[:h2], gt[h3:], out=pair)  # [i g, f c_prev]
+        c = gates[t + 1, h4:]
+        np.add(pair[:hidden], pair[hidden:], out=c)  # c_t = i g + f c_prev
+        np.tanh(c, out=tanh_c[t])
+        np.multiply(gt[h2:h3], tanh_c[t], out=h_t[t + 1])  # h_t = o tanh(c_t)
 
 
 def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -124,107 +270,174 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
     h0, c0 = states["h0"], states["c0"]
     dtype = np.result_type(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
     steps, batch, features = x.shape
-    scale = np.full(4 * hidden, 0.5, dtype=dtype)  # per gate column, gate order i, f, g, o
-    scale[2 * hidden:3 * hidden] = 1.0  # g is a tanh
-    shift = scale.copy()
-    shift[2 * hidden:3 * hidden] = 0.0
+    h4 = 4 * hidden
+    order = np.r_[0:2 * hidden, 3 * hidden:h4, 2 * hidden:3 * hidden]  # i, f, o, g
+    scale = np.full(h4, 0.5, dtype=dtype)
+    scale[3 * hidden:] = 1.0  # g is a tanh
     w_ih = weight_ih.astype(dtype, copy=False)  # (4H, D), kept for dx
     w_hh = weight_hh.astype(dtype, copy=False)  # (4H, H), kept for dh
-    w_ih_fwd = np.ascontiguousarray((w_ih * scale[:, None]).T)  # (D, 4H)
-    w_hh_fwd = np.ascontiguousarray((w_hh * scale[:, None]).T)  # (H, 4H)
-    bias = ((bias_ih + bias_hh) * scale).astype(dtype, copy=False)
+    w_hh_fwd = w_hh[order] * scale[:, None]  # (4H, H)
+    # The bias rides along in the input projection: one more column of the weights, against a
+    # row of ones under each step's transposed input.
+    w_ih_fwd = np.empty((h4, features + 1), dtype=dtype)  # (4H, D + 1)
+    w_ih_fwd[:, :features] = w_ih[order] * scale[:, None]
+    w_ih_fwd[:, features] = (bias_ih + bias_hh)[order] * scale
 
-    x2d = np.ascontiguousarray(x.reshape(steps * batch, features), dtype=dtype)  # (T*N, D)
-    gates = np.empty((steps, batch, 4 * hidden), dtype=dtype)
-    gates2d = gates.reshape(steps * batch, 4 * hidden)
+    # The cache keeps [x_t, h_{t-1}, 1] side by side, one row per step and sequence, so that
+    # one product gives dW_ih, dW_hh and the bias gradient in the backward pass.
+    gates, tanh_c, xh1 = _pooled([(steps + 1, 5 * hidden, batch), (steps, hidden, batch),
+                                  (steps, batch, features + hidden + 1)], dtype)
+    xh1[:, :, :features] = x
+    xh1[:, :, features + hidden] = 1
+    x_ones = _workspace("x_ones", (steps, features + 1, batch), dtype)  # [x_t^T; 1]
+    x_ones[:, :features] = x.transpose(0, 2, 1)
+    x_ones[:, features] = 1
+    h_t = _workspace("h_t", (steps + 1, hidden, batch), dtype)
+    h_t[0] = h0.T
+    gates[0, h4:] = c0.T
+    # The input projections, a chunk of steps at a time, each by whichever thread claims it first:
+    # the helper thread works ahead of the time loop, which computes a chunk itself if it gets
+    # there first (and computes them all when the two run one after the other).
+    overlap = _overlap(batch, hidden)
+    chunks = _step_chunks(steps, overlap)
+    claims = [threading.Lock() for _ in chunks]
+    done = [threading.Event() for _ in chunks]
 
-    def project(r0: int, r1: int) -> None:  # rows r0..r1 of the input projection
-        np.matmul(x2d[r0:r1], w_ih_fwd, out=gates2d[r0:r1])
-        gates2d[r0:r1] += bias
+    def claim(k: int) -> bool:  # compute chunk k unless the other thread has claimed it
+        if not claims[k].acquire(blocking=False):
+            return False
+        t0, t1 = chunks[k]
+        try:  # each step's projection straight into its (4H, N) block of the gate array
+            np.matmul(w_ih_fwd, x_ones[t0:t1], out=gates[t0:t1, :h4])
+        finally:
+            done[k].set()
+        return True
 
-    _run_on_parts(project, steps * batch, steps * batch * 4 * hidden * features)
-    hs = np.empty((steps + 1, batch, hidden), dtype=dtype)  # h_0..h_T
-    cs = np.empty((steps + 1, batch, hidden), dtype=dtype)  # c_0..c_T
-    tanh_c = np.empty((steps, batch, hidden), dtype=dtype)
-    hs[0], cs[0] = h0, c0
+    def ready(k: int) -> None:
+        if not claim(k):
+            done[k].wait()
 
-    def part(n0: int, n1: int) -> None:
-        _forward_loop(gates[:, n0:n1], hs[:, n0:n1], cs[:, n0:n1], tanh_c[:, n0:n1], w_hh_fwd,
-                      scale, shift)
-
-    _run_time_loop(part, batch, hidden)
-    cache = (x2d, x.shape, w_ih, w_hh, gates, hs, cs, tanh_c)
+    if not overlap:  # all projections first, shared out between the threads
+        _parallel.run_parts(lambda k0, k1: claim(k0), len(chunks), 1,
+                            steps * batch * h4 * features)
+    _run(overlap, lambda: _forward_loop(gates, h_t, tanh_c, w_hh_fwd, chunks, ready),
+         lambda: [claim(k) for k in range(len(chunks))])
+    xh1[:, :, features:features + hidden] = h_t[:-1].transpose(0, 2, 1)  # h_0..h_{T-1}
+    cache = (xh1, w_ih, w_hh, gates, tanh_c)
     # Copies: the caller may change what it gets without touching the cache.
-    return hs[1:].copy(), (hs[steps].copy(), cs[steps].copy()), cache
+    out, h_n, c_n = _pooled([(steps, batch, hidden), (batch, hidden), (batch, hidden)], dtype)
+    out[...] = h_t[1:].transpose(0, 2, 1)
+    h_n[...] = h_t[steps].T
+    c_n[...] = gates[steps, h4:].T
+    return out, (h_n, c_n), cache
 
 
-def _backward_loop(dout, dh, dc, gates, cs, tanh_c, dgates, w_hh) -> None:
-    """The time loop over one part of the batch; ``dh``, ``dc`` are updated in place.
+def _local_factors(gates, tanh_c, k, ds) -> None:
+    """The backward pass's local factors K (c, 5, H, N) for the steps of ``gates`` (c, 5H, N)."""
+    hidden = tanh_c.shape[1]
+    h2, h3, h4 = 2 * hidden, 3 * hidden, 4 * hidden
+    k3 = k.reshape(k.shape[0], 5 * hidden, k.shape[3])  # a view: k is a contiguous buffer
+    sig = gates[:, :h3]  # i, f, o
+    np.subtract(1, sig, out=ds)
+    ds *= sig  # i(1-i), f(1-f), o(1-o)
+    np.multiply(ds[:, :h2], gates[:, h3:], out=k3[:, :h2])  # K_i = g i(1-i), K_f = c_prev f(1-f)
+    np.multiply(ds[:, h2:], tanh_c, out=k3[:, h3:h4])  # K_o = tanh(c) o(1-o)
+    k_g, k_c = k[:, 2], k[:, 4]
+    np.multiply(gates[:, h3:h4], gates[:, h3:h4], out=k_g)
+    np.subtract(1, k_g, out=k_g)
+    k_g *= gates[:, :hidden]  # K_g = i (1 - g^2)
+    np.multiply(tanh_c, tanh_c, out=k_c)
+    np.subtract(1, k_c, out=k_c)
+    k_c *= gates[:, h2:h3]  # K_c = o (1 - tanh(c)^2)
 
-    Each step works on (N, H) slices that stay in the processor's cache; computing the local
-    factors here rather than for all steps up front (numpy's passes over the strided gate
-    blocks of the whole sequence) was faster at the benchmark shapes.
+
+def _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, w_hh_t, k_buf, ds_buf, marks) -> None:
+    """The time loop on transposed (features, batch) blocks; ``dh``, ``dc`` (H, N) change in place.
+
+    ``dout_t`` (T, H, N); ``dgates`` (T, 5, H, N) receives dA_i, dA_f, dA_g, dA_o (torch's gate
+    order) and, in its last slot, each step's dh_t K_c; ``k_buf`` (chunk, 5, H, N) and
+    ``ds_buf`` (chunk, 3H, N) are scratch for a chunk of steps' local factors. ``marks[t]``, an
+    event, is set once steps t..T-1 are done.
     """
-    steps, batch, hidden = tanh_c.shape
-    hid = hidden
-    dtype = dgates.dtype
-    dh_t = np.empty((batch, hidden), dtype=dtype)
-    tmp = np.empty((batch, hidden), dtype=dtype)
-    for t in reversed(range(steps)):
-        gt, tc, da = gates[t], tanh_c[t], dgates[t]  # (N, 4H), (N, H), (N, 4, H)
-        i, f, g, o = gt[:, :hid], gt[:, hid:2 * hid], gt[:, 2 * hid:3 * hid], gt[:, 3 * hid:]
-        da_i, da_f, da_g, da_o = da[:, 0], da[:, 1], da[:, 2], da[:, 3]
-        np.add(dout[t], dh, out=dh_t)
-        np.multiply(tc, tc, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        tmp *= o
-        tmp *= dh_t
-        dc += tmp  # dc = dc_next + dh * o * (1 - tanh(c)^2)
-        da_if = da.reshape(batch, 4 * hidden)[:, :2 * hid]
-        np.subtract(1, gt[:, :2 * hid], out=da_if)
-        da_if *= gt[:, :2 * hid]  # i (1 - i), f (1 - f)
-        da_i *= g
-        da_i *= dc  # dA_i = dc * g * i (1 - i)
-        da_f *= cs[t]
-        da_f *= dc  # dA_f = dc * c_prev * f (1 - f)
-        np.multiply(g, g, out=da_g)
-        np.subtract(1, da_g, out=da_g)
-        da_g *= i
-        da_g *= dc  # dA_g = dc * i * (1 - g^2)
-        np.subtract(1, o, out=da_o)
-        da_o *= o
-        da_o *= tc
-        da_o *= dh_t  # dA_o = dh * tanh(c) * o (1 - o)
-        dc *= f  # dc_prev = dc * f
-        np.matmul(da.reshape(batch, 4 * hidden), w_hh, out=dh)  # dh_prev = dA W_hh
+    steps, hidden, batch = tanh_c.shape
+    chunk = k_buf.shape[0]
+    h4 = 4 * hidden
+    dg3 = dgates.reshape(steps, 5 * hidden, batch)  # a view: dgates is a contiguous buffer
+    dh_t = np.empty((hidden, batch), dtype=dgates.dtype)
+    blocks = _row_blocks(w_hh_t, dh, batch)
+    for t1 in range(steps, 0, -chunk):
+        t0 = max(0, t1 - chunk)
+        k = k_buf[:t1 - t0]
+        _local_factors(gates[t0:t1], tanh_c[t0:t1], k, ds_buf[:t1 - t0])
+        for t in reversed(range(t0, t1)):
+            kt, da = k[t - t0], dgates[t]
+            np.add(dout_t[t], dh, out=dh_t)
+            np.multiply(dh_t, kt[3:], out=da[3:])  # dA_o = dh_t K_o, and dh_t K_c
+            dc += da[4]  # dc = dc_next + dh_t o (1 - tanh(c)^2)
+            np.multiply(dc, kt[:3], out=da[:3])  # dA_i, dA_f, dA_g = dc [K_i, K_f, K_g]
+            dc *= gates[t, hidden:2 * hidden]  # dc_prev = dc f
+            for w_rows, dh_rows in blocks:
+                np.matmul(w_rows, dg3[t, :h4], out=dh_rows)  # dh_prev = W_hh^T dA
+            if t in marks:
+                marks[t].set()
 
 
 def lstm_backward(dout, cache, dh_n=None, dc_n=None):
     """Same arguments and results as :func:`dlbook.lstm.lstm_backward`, for this module's cache."""
-    x2d, x_shape, w_ih, w_hh, gates, hs, cs, tanh_c = cache
-    steps, batch, hidden = tanh_c.shape
+    xh1, w_ih, w_hh, gates, tanh_c = cache
+    steps, hidden, batch = tanh_c.shape
     dout = as_array(dout, "dout")
     check_shape(dout, (steps, batch, hidden), "dout")
     dtype = np.result_type(dout, gates)
-    dh = check_upstream(dh_n, (batch, hidden), "dh_n", dtype).astype(dtype, copy=True)
-    dc = check_upstream(dc_n, (batch, hidden), "dc_n", dtype).astype(dtype, copy=True)
-    dgates = _workspace("dgates", (steps, batch, 4, hidden), dtype)  # dL/d(pre-activation)
+    dh_n = check_upstream(dh_n, (batch, hidden), "dh_n", dtype)
+    dc_n = check_upstream(dc_n, (batch, hidden), "dc_n", dtype)
+    h4 = 4 * hidden
+    dh, dc = np.empty((hidden, batch), dtype=dtype), np.empty((hidden, batch), dtype=dtype)
+    dh[...], dc[...] = dh_n.T, dc_n.T
+    dout_t = _workspace("dout_t", (steps, hidden, batch), dtype)
+    dout_t[...] = dout.transpose(0, 2, 1)
+    chunk = max(1, min(steps, _CHUNK_BYTES // (5 * hidden * batch * np.dtype(dtype).itemsize)))
+    dgates = _workspace("dgates", (steps, 5, hidden, batch), dtype)
+    k_buf = _workspace("local", (chunk, 5, hidden, batch), dtype)
+    ds_buf = _workspace("dsig", (chunk, 3 * hidden, batch), dtype)
+    da = _workspace("da", (h4, steps * batch), dtype)  # dA of all steps, (4H, T*N)
+    da3 = da.reshape(4, hidden, steps, batch)
+    features = xh1.shape[2] - hidden - 1
+    xh1_2d = xh1.reshape(steps * batch, features + hidden + 1)
+    (dx2d,) = _pooled([(steps * batch, features)], dtype)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
+    overlap = _overlap(batch, hidden)
+    chunks = _step_chunks(steps, overlap)[::-1]  # the loop runs backwards in time
+    marks = {t0: threading.Event() for t0, _ in chunks}
+    sums: list = []
 
-    def part(n0: int, n1: int) -> None:
-        _backward_loop(dout[:, n0:n1], dh[n0:n1], dc[n0:n1], gates[:, n0:n1], cs[:, n0:n1],
-                       tanh_c[:, n0:n1], dgates[:, n0:n1], w_hh)
+    def loop() -> None:
+        try:
+            _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, w_hh_t, k_buf, ds_buf, marks)
+        finally:  # never leave the helper waiting
+            for event in marks.values():
+                event.set()
 
-    _run_time_loop(part, batch, hidden)
-    dgates2d = dgates.reshape(steps * batch, 4 * hidden)
-    h_prev2d = hs[:-1].reshape(steps * batch, hidden)
-    dx2d = np.empty((steps * batch, x2d.shape[1]), dtype=dtype)
+    def products(k: int):  # dx of the steps of chunks[k], and their share of the weight sums
+        t0, t1 = chunks[k]
+        marks[t0].wait()
+        da3[:, :, t0:t1] = dgates[t0:t1, :4].transpose(1, 2, 0, 3)
+        r0, r1 = t0 * batch, t1 * batch
+        np.matmul(da[:, r0:r1].T, w_ih, out=dx2d[r0:r1])
+        return da[:, r0:r1] @ xh1_2d[r0:r1]  # [dW_ih, dW_hh, dbias] (4H, D + H + 1)
 
-    def products(r0: int, r1: int):  # rows r0..r1 of dx, and their share of the weight sums
-        np.matmul(dgates2d[r0:r1], w_ih, out=dx2d[r0:r1])
-        return (dgates2d[r0:r1].T @ x2d[r0:r1], dgates2d[r0:r1].T @ h_prev2d[r0:r1],
-                dgates2d[r0:r1].sum(axis=0))
+    def helper() -> None:  # each chunk once the loop is past it, beside the loop or after it
+        if overlap:
+            shares = [products(k) for k in range(len(chunks))]
+        else:
+            shares = _parallel.run_parts(lambda k0, k1: products(k0), len(chunks), 1,
+                                         steps * batch * h4 * (2 * features + hidden))
+        sums.append(sum(shares))
 
-    shares = _run_on_parts(products, steps * batch,
-                           steps * batch * 4 * hidden * (2 * x2d.shape[1] + hidden))
-    dweight_ih, dweight_hh, dbias = (sum(share[k] for share in shares) for k in range(3))
-    return dx2d.reshape(x_shape), dh, dc, dweight_ih, dweight_hh, dbias, dbias.copy()
+    _run(overlap, loop, helper)
+    (total,) = sums
+    dweight_ih = np.ascontiguousarray(total[:, :features])
+    dweight_hh = np.ascontiguousarray(total[:, features:features + hidden])
+    dbias = total[:, features + hidden].copy()
+    return (dx2d.reshape(steps, batch, features), np.ascontiguousarray(dh.T),
+            np.ascontiguousarray(dc.T), dweight_ih, dweight_hh, dbias, dbias.copy())
