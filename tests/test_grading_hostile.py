@@ -506,16 +506,17 @@ def test_untrusted_work_is_refused_without_the_sandbox(tmp_path, capsys):
 
 
 LEAST_SQUARES = '''
-def perceptron_train(X, t, lr=1.0, epochs=100):
-    """Not the perceptron: a least-squares boundary, and a claim of no updates."""
+def pocket_train(X, s, lr=1.0, epochs=20):
+    """Not the pocket algorithm: a least-squares boundary, and its own error count."""
     A = np.hstack([X, np.ones((len(X), 1))])
-    coef = np.linalg.lstsq(A, 2.0 * t - 1.0, rcond=None)[0]
-    return coef[:-1], float(coef[-1]), [0]
+    coef = np.linalg.lstsq(A, s.astype(float), rcond=None)[0]
+    return coef[:-1], float(coef[-1]), int(np.sum(s * (A @ coef) <= 0))
 '''
 
 
 def test_perceptron_training_needs_the_rule_itself(tmp_path):
-    """Also: least squares with ``updates=[0]`` used to earn the 'separable' point (4 of 5)."""
+    """Least squares used to earn the 'separable' point (4 of 5): a boundary found another way,
+    even one with fewer errors, is not the pocket of the rule's own run."""
     folder = ROOT / "ch1-perceptron"
     subs = tmp_path / "subs"
     subs.mkdir()
@@ -528,7 +529,7 @@ def test_perceptron_training_needs_the_rule_itself(tmp_path):
                                                   limits=LIMITS, jobs=2, trusted=not NAMESPACES)}
     assert rows["solution"].score == 5  # the check passes the rule itself
     scores = {q["name"]: q["score"] for q in rows["least_squares"].report["questions"]}
-    assert scores == {"predict": 1, "perceptron_step": 2, "perceptron_train": 0}, scores
+    assert scores == {"margin_step": 1, "pocket_train": 0, "margin_experiment": 2}, scores
 
 
 def test_frames_are_bounded_before_they_are_kept():
