@@ -54,13 +54,14 @@ SEEDED_BUGS = {
         "largest_stable_lr": ("v = momentum * v + A @ x", "v = A @ x"),
     },
     "ch3-conv2d": {
-        "conv_output_size": ("return (size - kernel + 2 * padding) // stride + 1", "return (size - kernel + padding) // stride + 1"),
-        "conv2d_forward": ("np.tensordot(window, w, axes", "np.tensordot(window, w[:, :, ::-1, ::-1], axes"),
-        "conv2d_backward": ("dxp[:, :, rows, cols] += np.tensordot", "dxp[:, :, rows, cols] = np.tensordot"),
+        "conv_output_size": ("return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1",
+                             "return (size + 2 * padding - kernel) // stride + 1"),
+        "conv2d_forward": ("w[g * fg:(g + 1) * fg], axes", "w[g * fg:(g + 1) * fg, :, ::-1, ::-1], axes"),
+        "conv2d_backward": ("dxp[:, chans, rows, cols] += np.tensordot", "dxp[:, chans, rows, cols] = np.tensordot"),
+        "influence_count": ("i * stride - padding + dilation * q", "i * stride - padding + q"),
     },
     "ch3-max-pool": {
-        "max_pool2d_forward": ("window = x[:, :, i * stride:i * stride + kernel_size, j * stride:j * stride + kernel_size]",
-                               "window = x[:, :, i:i + kernel_size, j:j + kernel_size]"),
+        "max_pool2d_forward": ("(padding, extra_w)), constant_values=-np.inf)", "(padding, extra_w)), constant_values=0.0)"),
         "max_pool2d_backward": ("mask = window == window.max(axis=(2, 3), keepdims=True)", "mask = window == window.max()"),
     },
 }

@@ -26,7 +26,7 @@ from dlbook.grading.batch import atomic_write, collect_submissions, read_submiss
 from dlbook.grading.sandbox import _load_npz, _OutputCollector, detect_isolation
 
 ROOT = Path(__file__).resolve().parents[1] / "exercises"
-EXERCISE = "ch1-softmax-cross-entropy"  # 6 points: softmax 2, cross_entropy 2, backward 2
+EXERCISE = "ch1-softmax-cross-entropy"  # 6 points: softmax 2, softmax_jvp 2, smoothed_cross_entropy 2
 NAMESPACES = detect_isolation() == "namespaces"
 LIMITS = Limits(timeout=5, memory_mb=1024, processes=64)
 
@@ -306,7 +306,7 @@ def test_reading_a_submission_never_executes_it(tmp_path):
 def test_cli_lists_exercises_and_grades(tmp_path, capsys):
     assert main(["exercises", "--check"]) == 0
     listing = capsys.readouterr().out
-    assert "6 exercises, 34 points" in listing and "ch3-conv2d" in listing
+    assert "6 exercises, 37 points" in listing and "ch3-conv2d" in listing
     subs = tmp_path / "subs"
     subs.mkdir()
     _write(subs, "alice", _notebook("solution"))

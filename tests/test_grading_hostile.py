@@ -26,7 +26,7 @@ from dlbook.grading.sandbox import (_allowlist, _load_npz, _python_path, detect_
 
 ROOT = Path(__file__).resolve().parents[1] / "exercises"
 REPO = ROOT.parent
-EXERCISE = "ch1-softmax-cross-entropy"  # 6 points: softmax 2, cross_entropy 2, backward 2
+EXERCISE = "ch1-softmax-cross-entropy"  # 6 points: softmax 2, softmax_jvp 2, smoothed_cross_entropy 2
 NAMESPACES = detect_isolation() == "namespaces"  # what grade_batch's "auto" picks
 LIMITS = Limits(timeout=15, memory_mb=1024, processes=64)
 needs_namespaces = pytest.mark.skipif(not NAMESPACES, reason="no namespace sandbox here")
@@ -140,8 +140,9 @@ KEY = 0x0D1B0C
 seg = libc.shmget(KEY, 1 << 20, 0)
 if seg >= 0:
     print("FOUND STATE from an earlier run")
-    def softmax(x, axis=-1):
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
+    def softmax(x, axis=-1, temperature=1.0):
+        z = x / temperature
+        e = np.exp(z - z.max(axis=axis, keepdims=True))
         return e / e.sum(axis=axis, keepdims=True)
 else:
     seg = libc.shmget(KEY, 64 << 20, 0o1666)  # IPC_CREAT | 0666, never removed
@@ -186,8 +187,8 @@ print("forged", len(PIPES), "pipes")
 TORCH_AFTER_FORGED_FINISH = FRAMES + '''
 send(frame({"event": "finished", "imports": []}))
 import torch
-def softmax(x, axis=-1):
-    return torch.softmax(torch.from_numpy(x), dim=axis).numpy()
+def softmax(x, axis=-1, temperature=1.0):
+    return torch.softmax(torch.from_numpy(x) / temperature, dim=axis).numpy()
 '''
 
 KILL_AFTER_FORGED_EXIT = FRAMES + '''
