@@ -176,7 +176,25 @@ print("pocket_train: self-checks passed")
 # %% tags=["grader"]
 QUESTION = {"name": "pocket_train", "points": 2}
 rng = hidden_rng(1202)  # keyed by the instructor's secret when grading
-_X = np.vstack([rng.normal(size=(20, 3)) + 0.7, rng.normal(size=(20, 3)) - 0.7])  # overlapping clouds
+_s = np.concatenate([np.ones(20, dtype=np.int64), -np.ones(20, dtype=np.int64)])
+
+
+def _last_is_pocket(X, s, lr, epochs):
+    """Whether the rule's last weights make no more errors than any it had before (then a wrong
+    answer that returns the last weights would pass: such data is drawn again)."""
+    w, b, errors = np.zeros(X.shape[1]), 0.0, []
+    for _ in range(epochs):
+        for x, t in zip(X, s):
+            if t * (x @ w + b) <= 0:
+                w, b = w + lr * t * x, b + lr * t
+                errors.append(int(np.sum(s * (X @ w + b) <= 0)))
+    return not errors or errors[-1] <= min(errors)
+
+
+while True:  # two overlapping clouds
+    _X = np.vstack([rng.normal(size=(20, 3)) + 0.7, rng.normal(size=(20, 3)) - 0.7])
+    if not _last_is_pocket(_X, _s, 0.5, 15):
+        break
 INPUTS = {
     # worked by hand, lr 1, 2 epochs: points 1, 2, -1, 1.5 with labels +1, +1, -1, -1 (not
     # separable: 1.5 lies between two points of the other class). Epoch 1: x = 1 (net 0) -> w = 1,
@@ -188,7 +206,7 @@ INPUTS = {
     "X_hand": np.array([[1.0], [2.0], [-1.0], [1.5]]),
     "s_hand": np.array([1, 1, -1, -1]),
     "X": _X,
-    "s": np.concatenate([np.ones(20, dtype=np.int64), -np.ones(20, dtype=np.int64)]),
+    "s": _s,
 }
 
 

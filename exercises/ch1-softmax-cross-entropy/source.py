@@ -86,13 +86,14 @@ print("softmax: self-checks passed")
 QUESTION = {"name": "softmax", "points": 2}
 rng = hidden_rng(1101)  # keyed by the instructor's secret when grading
 INPUTS = {
-    "wide": rng.normal(size=(4, 9)) * 300.0,  # logits up to about +-1000: exp overflows unshifted
+    # logits around +-2000: exp(x / T) overflows (or underflows to 0 / 0) unless shifted first
+    "wide": rng.normal(size=(4, 9)) * 3.0 + np.array([[2000.0], [-2000.0], [1500.0], [0.0]]),
     "cube": rng.normal(size=(3, 4, 5)) * 3.0,
 }
 
 
 def probe_wide(inputs):
-    return softmax(inputs["wide"], temperature=0.05)
+    return softmax(inputs["wide"], temperature=2.0)
 
 
 def probe_cube(inputs):
@@ -101,8 +102,8 @@ def probe_cube(inputs):
 
 
 CASES = [
-    case("(4, 9) logits up to about 1000 in size, temperature 0.05, match torch.softmax(x / T)",
-         'close(outputs["wide"], torch.softmax(tensor(inputs["wide"]) / 0.05, dim=-1))', points=1,
+    case("(4, 9) logits around +-2000, temperature 2, match torch.softmax(x / T)",
+         'close(outputs["wide"], torch.softmax(tensor(inputs["wide"]) / 2.0, dim=-1))', points=1,
          hint="divide by T first, then subtract each row's maximum before exponentiating"),
     case("a (3, 4, 5) array along axis=0 (T = 4) and axis=1 (T = 0.5) matches torch.softmax",
          ['got, x = outputs["cube"], tensor(inputs["cube"])',
@@ -182,8 +183,8 @@ def probe_hand(inputs):
 
 
 def torch_jvp(x, v, temperature):
-    """The reference: forward-mode differentiation of torch.softmax(x / T) in float64."""
-    return torch.func.jvp(lambda z: torch.softmax(z / temperature, dim=-1), (tensor(x),), (tensor(v),))[1]
+    """The reference: torch's Jacobian-vector product of torch.softmax(x / T), in float64."""
+    return torch.autograd.functional.jvp(lambda z: torch.softmax(z / temperature, dim=-1), tensor(x), tensor(v))[1]
 
 
 def numeric_jvp(x, v, temperature, h=1e-6):
@@ -192,7 +193,7 @@ def numeric_jvp(x, v, temperature, h=1e-6):
 
 
 CASES = [
-    case("(5, 6) logits, T = 0.5: J v matches torch.func.jvp",
+    case("(5, 6) logits, T = 0.5: J v matches torch.autograd.functional.jvp",
          'close(outputs["torch"], torch_jvp(inputs["x"], inputs["v"], 0.5))', points=1,
          hint="J = (diag(p) - p p^T) / T, so J v = p * (v - sum(p * v)) / T, row by row"),
     case("(2, 3, 4) logits, T = 3: J v matches central differences of torch.softmax",

@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # Exercise 2.2: momentum with per-coordinate step sizes (RMSprop), and how large a step momentum allows
+# # Exercise 2.2: RMSprop, and the largest stable step with momentum
 #
 # *Chapter 2 (backpropagation).* Section 2.2 shows that on a quadratic bowl plain gradient
 # descent converges only for steps $\eta < 2 / \lambda_{\max}$, one step size for every
@@ -31,8 +31,7 @@
 
 # %% tags=["grader"]
 # Instructor only: everything in "grader" cells stays out of the student notebook.
-EXERCISE = {"title": "Momentum with per-coordinate step sizes (RMSprop), and how large a step momentum allows",
-            "chapter": 2}
+EXERCISE = {"title": "RMSprop, and the largest stable step with momentum", "chapter": 2}
 
 import numpy as np
 import torch

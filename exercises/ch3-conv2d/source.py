@@ -382,20 +382,36 @@ QUESTION = {"name": "influence_count", "points": 2}
 rng = hidden_rng(3104)  # keyed by the instructor's secret when grading
 
 
-def _stack(size, count):
-    """Random valid layers (kernel 2-3, stride 1-2, padding 0-2, dilation 1-3), the first dilated."""
+def _count(layers, size, dilate=True, clip=True):
+    """Pixels reaching the centre output, following rows layer by layer (optionally a wrong way)."""
+    sizes = [size]
+    for kernel, stride, padding, dilation in layers.tolist():
+        sizes.append((sizes[-1] + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1)
+    reached = {sizes[-1] // 2}
+    for (kernel, stride, padding, dilation), below in zip(layers.tolist()[::-1], sizes[-2::-1]):
+        step = dilation if dilate else 1
+        reached = {i * stride - padding + step * q for i in reached for q in range(kernel)}
+        reached = {r for r in reached if 0 <= r < below or not clip}
+    return len(reached) ** 2, sizes[-1]
+
+
+def _stack(size, count, cut):
+    """Random valid layers (kernel 2-3, stride 1-2, padding 0-2, dilation 1-3), the first dilated,
+    on which the dilation changes the answer (and, with ``cut``, so do the padding's rows)."""
     while True:
         layers = np.column_stack([rng.integers(2, 4, count), rng.integers(1, 3, count),
                                   rng.integers(0, 3, count), rng.integers(1, 4, count)])
         layers[0, 3] = rng.integers(2, 4)
-        side = size
-        for kernel, stride, padding, dilation in layers:
-            side = (side + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-        if side >= 3 and np.all(layers[:, 2] <= layers[:, 3] * (layers[:, 0] - 1) // 2 + 1):
+        pixels, side = _count(layers, size)
+        if side < 3 or np.any(layers[:, 2] > layers[:, 3] * (layers[:, 0] - 1) // 2 + 1):
+            continue
+        if pixels != _count(layers, size, dilate=False)[0] and (
+                not cut or pixels != _count(layers, size, clip=False)[0]):
             return layers
 
 
-INPUTS = {"layers": _stack(31, 4), "size": np.array(31), "layers_small": _stack(13, 3), "size_small": np.array(13)}
+INPUTS = {"layers": _stack(31, 4, False), "size": np.array(31), "layers_small": _stack(13, 3, True),
+          "size_small": np.array(13)}
 
 
 def probe_deep(inputs):
@@ -421,7 +437,7 @@ CASES = [
     case("a stack of 4 layers of the grader's (one at least dilated) on 31 x 31: the number of pixels",
          'equal(outputs["deep"], torch_count(inputs["layers"], inputs["size"]))', points=1,
          hint="a dilated layer reads rows i S - P + d q, q = 0 .. K - 1: with holes between them"),
-    case("a stack of 3 layers of the grader's on 13 x 13, where the padding may cut the field: the number",
+    case("a stack of 3 layers of the grader's on 13 x 13, where the padding cuts the field: the number",
          'equal(outputs["small"], torch_count(inputs["layers_small"], inputs["size_small"]))', points=1,
          hint="rows outside 0 .. size - 1 of a map are padding, not pixels: drop them at every layer"),
 ]
