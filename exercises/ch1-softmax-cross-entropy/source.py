@@ -98,17 +98,19 @@ def probe_wide(inputs):
 
 def probe_cube(inputs):
     return {"axis0": softmax(inputs["cube"], axis=0, temperature=4.0),
-            "axis1": softmax(inputs["cube"], axis=1, temperature=0.5)}
+            "axis1": softmax(inputs["cube"], axis=1, temperature=0.5), "default": softmax(inputs["cube"])}
 
 
 CASES = [
     case("(4, 9) logits around +-2000, temperature 2, match torch.softmax(x / T)",
          'close(outputs["wide"], torch.softmax(tensor(inputs["wide"]) / 2.0, dim=-1))', points=1,
          hint="divide by T first, then subtract each row's maximum before exponentiating"),
-    case("a (3, 4, 5) array along axis=0 (T = 4) and axis=1 (T = 0.5) matches torch.softmax",
+    case("a (3, 4, 5) array along axis=0 (T = 4), axis=1 (T = 0.5) and by default (last axis, T = 1) "
+         "matches torch.softmax",
          ['got, x = outputs["cube"], tensor(inputs["cube"])',
           'all_of(close(got["axis0"], torch.softmax(x / 4.0, dim=0)), '
-          'close(got["axis1"], torch.softmax(x / 0.5, dim=1)))'],
+          'close(got["axis1"], torch.softmax(x / 0.5, dim=1)), '
+          'close(got["default"], torch.softmax(x, dim=-1), label="defaults"))'],
          points=1,
          hint="normalise along the `axis` argument (keepdims=True), and divide by the temperature"),
 ]
@@ -171,7 +173,8 @@ INPUTS = {
 
 
 def probe_torch(inputs):
-    return softmax_jvp(inputs["x"], inputs["v"], temperature=0.5)
+    return {"cold": softmax_jvp(inputs["x"], inputs["v"], temperature=0.5),
+            "default": softmax_jvp(inputs["x"], inputs["v"])}
 
 
 def probe_numeric(inputs):
@@ -193,8 +196,10 @@ def numeric_jvp(x, v, temperature, h=1e-6):
 
 
 CASES = [
-    case("(5, 6) logits, T = 0.5: J v matches torch.autograd.functional.jvp",
-         'close(outputs["torch"], torch_jvp(inputs["x"], inputs["v"], 0.5))', points=1,
+    case("(5, 6) logits, T = 0.5 and the default T = 1: J v matches torch.autograd.functional.jvp",
+         ['got = outputs["torch"]',
+          'all_of(close(got["cold"], torch_jvp(inputs["x"], inputs["v"], 0.5)), '
+          'close(got["default"], torch_jvp(inputs["x"], inputs["v"], 1.0), label="T = 1"))'], points=1,
          hint="J = (diag(p) - p p^T) / T, so J v = p * (v - sum(p * v)) / T, row by row"),
     case("(2, 3, 4) logits, T = 3: J v matches central differences of torch.softmax",
          'close(outputs["numeric"], numeric_jvp(inputs["x3"], inputs["v3"], 3.0), rtol=1e-6, atol=1e-9)',

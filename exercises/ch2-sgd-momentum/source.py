@@ -36,7 +36,7 @@ EXERCISE = {"title": "RMSprop, and the largest stable step with momentum", "chap
 import numpy as np
 import torch
 
-from dlbook.grading.helpers import case, close, tensor
+from dlbook.grading.helpers import all_of, case, close, tensor
 
 
 def torch_trajectory(p0, grads, **hyper):
@@ -116,7 +116,8 @@ INPUTS = {
 
 
 def probe_random(inputs):
-    return sandbox_run(rmsprop_step, inputs["p0"], inputs["grads"], lr=0.01, alpha=0.9, eps=0.1)
+    return {"set": sandbox_run(rmsprop_step, inputs["p0"], inputs["grads"], lr=0.01, alpha=0.9, eps=0.1),
+            "default": sandbox_run(rmsprop_step, inputs["p0"], inputs["grads"], lr=0.01)}
 
 
 def probe_hand(inputs):
@@ -124,8 +125,11 @@ def probe_hand(inputs):
 
 
 CASES = [
-    case("6 steps on a (3, 4) parameter, lr 0.01, alpha 0.9, eps 0.1, match torch.optim.RMSprop",
-         'close(outputs["random"], torch_trajectory(inputs["p0"], inputs["grads"], lr=0.01, alpha=0.9, eps=0.1))',
+    case("6 steps on a (3, 4) parameter, lr 0.01, alpha 0.9, eps 0.1, and with the defaults, match "
+         "torch.optim.RMSprop",
+         ['got = outputs["random"]',
+          'all_of(close(got["set"], torch_trajectory(inputs["p0"], inputs["grads"], lr=0.01, alpha=0.9, eps=0.1)), '
+          'close(got["default"], torch_trajectory(inputs["p0"], inputs["grads"], lr=0.01), label="defaults"))'],
          points=1, hint="s = alpha * s + (1 - alpha) * g**2 from s = 0; divide by sqrt(s) + eps (eps outside)"),
     case("the hand-worked run gives p = (-2, 3), (-1, 4)",
          'close(outputs["hand"], [[-2.0, 3.0], [-1.0, 4.0]])', points=1,
@@ -200,16 +204,25 @@ def probe_momentum(inputs):
 
 
 def probe_centered(inputs):
-    return sandbox_run(rmsprop_momentum_step, inputs["p0_c"], inputs["grads_c"], lr=0.02, alpha=0.8, eps=0.01,
-                       momentum=0.5, centered=True)
+    return {"momentum": sandbox_run(rmsprop_momentum_step, inputs["p0_c"], inputs["grads_c"], lr=0.02, alpha=0.8,
+                                    eps=0.01, momentum=0.5, centered=True),
+            "plain": sandbox_run(rmsprop_momentum_step, inputs["p0_c"], inputs["grads_c"], lr=0.02, alpha=0.8,
+                                 eps=0.01, centered=True),
+            "default": sandbox_run(rmsprop_momentum_step, inputs["p0_c"], inputs["grads_c"], lr=0.02)}
 
 
 CASES = [
     case("7 steps, lr 0.05, alpha 0.9, eps 1e-3, momentum 0.9, match torch.optim.RMSprop",
          'close(outputs["momentum"], torch_trajectory(inputs["p0"], inputs["grads"], **_A))', points=1,
          hint="b = momentum * b + g / (sqrt(s) + eps), then p = p - lr * b (lr outside the buffer)"),
-    case("5 steps on (2, 3), momentum 0.5, centred, match torch.optim.RMSprop(centered=True)",
-         'close(outputs["centered"], torch_trajectory(inputs["p0_c"], inputs["grads_c"], **_B))', points=1,
+    case("5 steps on (2, 3), centred with momentum 0.5 and without, and with the defaults, match "
+         "torch.optim.RMSprop",
+         ['got = outputs["centered"]',
+          'all_of(close(got["momentum"], torch_trajectory(inputs["p0_c"], inputs["grads_c"], **_B)), '
+          'close(got["plain"], torch_trajectory(inputs["p0_c"], inputs["grads_c"], lr=0.02, alpha=0.8, eps=0.01, '
+          'centered=True), label="centred, no momentum"), '
+          'close(got["default"], torch_trajectory(inputs["p0_c"], inputs["grads_c"], lr=0.02), label="defaults"))'],
+         points=1,
          hint="centred: m = alpha * m + (1 - alpha) * g, denominator sqrt(s - m**2) + eps"),
 ]
 

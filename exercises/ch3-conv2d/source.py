@@ -182,7 +182,17 @@ def probe_dilated(inputs):
 
 
 def probe_grouped(inputs):
-    return conv2d_forward(inputs["x_g"], inputs["w_g"], inputs["b_g"], 2, 1, 1, 2)[0]
+    try:  # 4 channels in 2 groups need w of shape (F, 2, KH, KW), not (F, 4, KH, KW)
+        conv2d_forward(inputs["x_g"], np.ones((6, 4, 3, 3)), inputs["b_g"], 1, 0, 1, 2)
+        refused = 0
+    except ValueError:
+        refused = 1
+    return {"out": conv2d_forward(inputs["x_g"], inputs["w_g"], inputs["b_g"], 2, 1, 1, 2)[0],
+            "refused": np.array(refused)}
+
+
+def probe_defaults(inputs):
+    return conv2d_forward(inputs["x"], inputs["w"], inputs["b"])[0]
 
 
 def probe_depthwise(inputs):
@@ -193,11 +203,17 @@ CASES = [
     case("(2, 3, 9, 8) input, (4, 3, 3, 2) kernel, dilation 2: matches torch conv2d",
          'close(outputs["dilated"], torch_conv(inputs["x"], inputs["w"], inputs["b"], dilation=2))', points=1,
          hint="take every d-th pixel of a window d (K - 1) + 1 wide; kernels need not be square"),
-    case("(1, 4, 8, 7) input, 6 filters in 2 groups, stride 2, padding 1: matches torch conv2d",
-         'close(outputs["grouped"], torch_conv(inputs["x_g"], inputs["w_g"], inputs["b_g"], 2, 1, groups=2))',
-         points=1, hint="filters g F/G .. (g+1) F/G - 1 see channels g C/G .. (g+1) C/G - 1 only"),
-    case("depthwise: 3 channels, 2 filters each, (2, 3) kernel, dilation 3, padding 2: matches torch conv2d",
-         'close(outputs["depthwise"], torch_conv(inputs["x_dw"], inputs["w_dw"], inputs["b_dw"], 1, 2, 3, 3))',
+    case("(1, 4, 8, 7) input, 6 filters in 2 groups, stride 2, padding 1: matches torch conv2d; a kernel "
+         "with the wrong number of channels per group raises ValueError",
+         ['got = outputs["grouped"]',
+          'all_of(close(got["out"], torch_conv(inputs["x_g"], inputs["w_g"], inputs["b_g"], 2, 1, groups=2)), '
+          'equal(got["refused"], np.array(1), label="ValueError raised (1 = yes)"))'],
+         points=1, hint="filters g F/G .. (g+1) F/G - 1 see channels g C/G .. (g+1) C/G - 1 only; check "
+                        "w.shape[1] == C // groups"),
+    case("depthwise: 3 channels, 2 filters each, (2, 3) kernel, dilation 3, padding 2, and the defaults "
+         "(stride 1, no padding, no dilation, one group): match torch conv2d",
+         'all_of(close(outputs["depthwise"], torch_conv(inputs["x_dw"], inputs["w_dw"], inputs["b_dw"], 1, 2, 3, 3)), '
+         'close(outputs["defaults"], torch_conv(inputs["x"], inputs["w"], inputs["b"]), label="defaults"))',
          points=1, hint="cross-correlation: do not flip the kernel; pad before taking dilated windows"),
 ]
 

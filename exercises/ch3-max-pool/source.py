@@ -49,7 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlbook.grading.helpers import case, close, tensor, torch_gradients
+from dlbook.grading.helpers import all_of, case, close, tensor, torch_gradients
 
 # %%
 import numpy as np
@@ -118,7 +118,8 @@ INPUTS = {  # mostly negative values, so that padding with zeros would show
 
 
 def probe_pairs(inputs):
-    return max_pool2d_forward(inputs["x"], 2, None, 1, True)[0]
+    return {"ceil": max_pool2d_forward(inputs["x"], 2, None, 1, True)[0],
+            "floor": max_pool2d_forward(inputs["x"], 3)[0]}
 
 
 def probe_overlap(inputs):
@@ -130,8 +131,11 @@ def probe_drop(inputs):
 
 
 CASES = [
-    case("(2, 3, 7, 7) input, 2 x 2 windows, padding 1, ceil mode: matches torch max_pool2d",
-         'close(outputs["pairs"], F.max_pool2d(tensor(inputs["x"]), 2, padding=1, ceil_mode=True))', points=1,
+    case("(2, 3, 7, 7) input, 2 x 2 windows, padding 1, ceil mode, and 3 x 3 windows with the defaults "
+         "(stride 3, no padding, floor): match torch max_pool2d",
+         ['got, x = outputs["pairs"], tensor(inputs["x"])',
+          'all_of(close(got["ceil"], F.max_pool2d(x, 2, padding=1, ceil_mode=True)), '
+          'close(got["floor"], F.max_pool2d(x, 3), label="defaults"))'], points=1,
          hint="pad with -inf; in ceil mode drop a last window that would start in the padding"),
     case("(1, 2, 8, 9) input, 3 x 3 windows, stride 2, padding 1, ceil mode: matches torch max_pool2d",
          'close(outputs["overlap"], F.max_pool2d(tensor(inputs["x_overlap"]), 3, 2, 1, ceil_mode=True))',
@@ -194,6 +198,7 @@ QUESTION = {"name": "max_pool2d_backward", "points": 3}
 rng = hidden_rng(3202)  # keyed by the instructor's secret when grading
 INPUTS = {
     "x": rng.normal(size=(2, 2, 7, 8)) - 1.0, "dout": rng.normal(size=(2, 2, 4, 5)),
+    "dout_floor": rng.normal(size=(2, 2, 3, 3)),
     "x_drop": rng.normal(size=(2, 1, 10, 6)) - 1.0, "dout_drop": rng.normal(size=(2, 1, 3, 2)),
     # worked by hand: 2 x 2 windows, stride 2, ceil mode on 3 x 3: windows rows {0, 1} or {2},
     # columns {0, 1} or {2}. Channel 0 maxima at (1, 0), (0, 2), (2, 1), (2, 2); channel 1 at
@@ -207,7 +212,8 @@ HAND_DX = np.array([[[[0.0, 0.0, 2.0], [1.0, 0.0, 0.0], [0.0, 3.0, 4.0]],
 
 
 def probe_overlap(inputs):
-    return max_pool2d_backward(inputs["dout"], max_pool2d_forward(inputs["x"], 3, 2, 1, True)[1])
+    return {"ceil": max_pool2d_backward(inputs["dout"], max_pool2d_forward(inputs["x"], 3, 2, 1, True)[1]),
+            "floor": max_pool2d_backward(inputs["dout_floor"], max_pool2d_forward(inputs["x"], 3, 2)[1])}
 
 
 def probe_drop(inputs):
@@ -218,14 +224,18 @@ def probe_hand(inputs):
     return max_pool2d_backward(inputs["dout_hand"], max_pool2d_forward(inputs["x_hand"], 2, None, 0, True)[1])
 
 
-def autograd(x, dout, kernel_size, stride, padding):
-    pool = lambda x: F.max_pool2d(x, kernel_size, stride, padding, ceil_mode=True)  # noqa: E731
+def autograd(x, dout, kernel_size, stride, padding, ceil_mode=True):
+    pool = lambda x: F.max_pool2d(x, kernel_size, stride, padding, ceil_mode=ceil_mode)  # noqa: E731
     return torch_gradients(pool, {"x": x}, dout)[1]["x"]
 
 
 CASES = [
-    case("(2, 2, 7, 8) input, 3 x 3 windows, stride 2, padding 1, ceil mode: dx matches torch.autograd",
-         'close(outputs["overlap"], autograd(inputs["x"], inputs["dout"], 3, 2, 1))', points=1,
+    case("(2, 2, 7, 8) input, 3 x 3 windows, stride 2, padding 1, ceil mode, and in floor mode without "
+         "padding: dx matches torch.autograd",
+         ['got = outputs["overlap"]',
+          'all_of(close(got["ceil"], autograd(inputs["x"], inputs["dout"], 3, 2, 1)), '
+          'close(got["floor"], autograd(inputs["x"], inputs["dout_floor"], 3, 2, 0, False), label="floor mode"))'],
+         points=1,
          hint="accumulate with += (an input can win several windows); padding never wins"),
     case("(2, 1, 10, 6) input, 2 x 2 windows, stride 4, padding 1, ceil mode: dx matches torch.autograd",
          'close(outputs["drop"], autograd(inputs["x_drop"], inputs["dout_drop"], 2, 4, 1))', points=1,
