@@ -131,7 +131,7 @@ def test_answers_hard_coded_from_printed_inputs_fail(tmp_path, monkeypatch):
     printer_cells = ["".join(c["source"]) for c in student["cells"] if c["cell_type"] == "code"]
     seen = exercise.for_submission(printer_cells).question("softmax").inputs  # what it printed
     answers = {}
-    for name, axis, temperature in (("wide", -1, 2.0), ("cube", 0, 4.0), ("cube", 1, 0.5)):
+    for name, axis, temperature in (("wide", -1, 2.0), ("cube", 0, 4.0), ("cube", 1, 0.5), ("cube", -1, 1.0)):
         got = torch.softmax(torch.from_numpy(seen[name]) / temperature, dim=axis).numpy()
         answers[(seen[name].shape, axis, temperature)] = got.tolist()
     cheat = json.loads(json.dumps(student))
