@@ -61,7 +61,7 @@ SEEDED_BUGS = {
         "influence_count": ("i * stride - padding + dilation * q", "i * stride - padding + q"),
     },
     "ch3-max-pool": {
-        "max_pool2d_forward": ("(padding, extra_w)), constant_values=-np.inf)", "(padding, extra_w)), constant_values=0.0)"),
+        "max_pool2d_forward": ("(padding, padding)), constant_values=-np.inf)", "(padding, padding)), constant_values=0.0)"),
         "max_pool2d_backward": ("mask = window == window.max(axis=(2, 3), keepdims=True)", "mask = window == window.max()"),
     },
 }

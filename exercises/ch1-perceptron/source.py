@@ -83,6 +83,9 @@ INPUTS = {
     # w = [0.5, 0.5, 0] - 0.5 * [1, 2, -1] = [0, -0.5, 0.5], b = 0 - 0.5 = -0.5
     "x_fp": np.array([1.0, 2.0, -1.0]),
     "w_fp": np.array([0.5, 0.5, 0.0]),
+    # the bias decides: w = [1, 0, 0], b = 1.5, x = [1, 0, 0], s = -1: s * net = -2.5 <= 0, lr 1:
+    # w = [0, 0, 0], b = 0.5
+    "x_b": np.array([1.0, 0.0, 0.0]),
     # margin 2, lr 1. A correct point inside the margin: w = [-1, 0, 0], x = [1, 1, 1], s = -1:
     # s * net = 1 <= 2: w = [-2, -1, -1], b = -1; the same point again: s * net = 5 > 2, no change.
     # A point exactly on the margin: w = [1, 0, 0], x = [2, 0, 0], s = +1: 2 <= 2: w = [3, 0, 0], b = 1
@@ -93,7 +96,8 @@ INPUTS = {
 
 def probe_mistake(inputs):
     w, b = margin_step(inputs["x_fp"], -1, inputs["w_fp"], 0.0, 0.5, 0.0)
-    return {"w": w, "b": b, "w_given": inputs["w_fp"]}
+    w_b, b_b = margin_step(inputs["x_b"], -1, np.array([1.0, 0.0, 0.0]), 1.5, 1.0, 0.0)
+    return {"w": w, "b": b, "w_given": inputs["w_fp"], "w_b": w_b, "b_b": b_b}
 
 
 def probe_margin(inputs):
@@ -105,10 +109,11 @@ def probe_margin(inputs):
 
 CASES = [
     case("a mistake with lr = 0.5 and margin 0 moves (w, b) to ([0, -0.5, 0.5], -0.5), and leaves "
-         "the given w as it was (worked by hand)",
+         "the given w as it was; one where the bias makes the mistake (worked by hand)",
          ['got = outputs["mistake"]',
           'all_of(close(got["w"], [0.0, -0.5, 0.5]), close(got["b"], -0.5), '
-          'close(got["w_given"], [0.5, 0.5, 0.0], label="the w you were given"))'], points=0.5,
+          'close(got["w_given"], [0.5, 0.5, 0.0], label="the w you were given"), '
+          'close(got["w_b"], [0.0, 0.0, 0.0], label="w"), close(got["b_b"], 0.5, label="b"))'], points=0.5,
          hint="s = -1: subtract lr * x from w and lr from b; return a new array"),
     case("margin 2: a correct point inside the margin updates, then no longer does; a point exactly "
          "on the margin updates (worked by hand)",

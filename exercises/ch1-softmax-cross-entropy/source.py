@@ -86,8 +86,10 @@ print("softmax: self-checks passed")
 QUESTION = {"name": "softmax", "points": 2}
 rng = hidden_rng(1101)  # keyed by the instructor's secret when grading
 INPUTS = {
-    # logits around +-2000: exp(x / T) overflows (or underflows to 0 / 0) unless shifted first
-    "wide": rng.normal(size=(4, 9)) * 3.0 + np.array([[2000.0], [-2000.0], [1500.0], [0.0]]),
+    # logits around +-2000, and a row spread over about +-1000: exp(x / T) overflows (or
+    # underflows to 0 / 0) unless each row is shifted by its maximum first (min-shifting overflows)
+    "wide": rng.normal(size=(4, 9)) * np.array([[3.0], [3.0], [3.0], [1500.0]])
+    + np.array([[2000.0], [-2000.0], [1500.0], [0.0]]),
     "cube": rng.normal(size=(3, 4, 5)) * 3.0,
 }
 
@@ -102,7 +104,7 @@ def probe_cube(inputs):
 
 
 CASES = [
-    case("(4, 9) logits around +-2000, temperature 2, match torch.softmax(x / T)",
+    case("(4, 9) logits around +-2000 or spread over thousands, temperature 2, match torch.softmax(x / T)",
          'close(outputs["wide"], torch.softmax(tensor(inputs["wide"]) / 2.0, dim=-1))', points=1,
          hint="divide by T first, then subtract each row's maximum before exponentiating"),
     case("a (3, 4, 5) array along axis=0 (T = 4), axis=1 (T = 0.5) and by default (last axis, T = 1) "
@@ -164,7 +166,10 @@ print("softmax_jvp: self-checks passed")
 QUESTION = {"name": "softmax_jvp", "points": 2}
 rng = hidden_rng(1102)  # keyed by the instructor's secret when grading
 INPUTS = {
-    "x": rng.normal(size=(5, 6)) * 3.0, "v": rng.normal(size=(5, 6)),
+    # rows offset by up to 1000 (the Jacobian does not change, exp does) or spread over +-1000
+    "x": rng.normal(size=(5, 6)) * np.array([[3.0], [3.0], [3.0], [3.0], [400.0]])
+    + np.array([[1000.0], [-1000.0], [0.0], [500.0], [0.0]]),
+    "v": rng.normal(size=(5, 6)),
     "x3": rng.normal(size=(2, 3, 4)), "v3": rng.normal(size=(2, 3, 4)),
     # worked by hand: z = (0, 0), p = (1/2, 1/2), v = (1, -1): p . v = 0, so
     # J v = p * v / T = (0.25, -0.25) at T = 2
@@ -196,11 +201,12 @@ def numeric_jvp(x, v, temperature, h=1e-6):
 
 
 CASES = [
-    case("(5, 6) logits, T = 0.5 and the default T = 1: J v matches torch.autograd.functional.jvp",
+    case("(5, 6) logits, some rows offset by up to 1000, T = 0.5 and the default T = 1: J v matches "
+         "torch.autograd.functional.jvp",
          ['got = outputs["torch"]',
           'all_of(close(got["cold"], torch_jvp(inputs["x"], inputs["v"], 0.5)), '
           'close(got["default"], torch_jvp(inputs["x"], inputs["v"], 1.0), label="T = 1"))'], points=1,
-         hint="J = (diag(p) - p p^T) / T, so J v = p * (v - sum(p * v)) / T, row by row"),
+         hint="J = (diag(p) - p p^T) / T, so J v = p * (v - sum(p * v)) / T, row by row, with a stable p"),
     case("(2, 3, 4) logits, T = 3: J v matches central differences of torch.softmax",
          'close(outputs["numeric"], numeric_jvp(inputs["x3"], inputs["v3"], 3.0), rtol=1e-6, atol=1e-9)',
          points=0.5, hint="sum over the last axis only (keepdims=True), for any number of leading axes"),

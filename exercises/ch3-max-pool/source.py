@@ -76,10 +76,8 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False):
 
     n, c, h, w = x.shape
     oh, ow = out_size(h), out_size(w)
-    # pad with -inf, and enough on the far side for every window of ceil mode
-    extra_h = max(0, (oh - 1) * stride + kernel_size - h - padding)
-    extra_w = max(0, (ow - 1) * stride + kernel_size - w - padding)
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, extra_h), (padding, extra_w)), constant_values=-np.inf)
+    # pad with -inf; a window of ceil mode that runs past the padding is cut short by the slice
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=-np.inf)
     out = np.zeros((n, c, oh, ow))
     for i in range(oh):
         for j in range(ow):
@@ -160,9 +158,8 @@ def max_pool2d_backward(dout, cache):
     # BEGIN SOLUTION
     x, kernel_size, stride, padding, oh, ow = cache
     n, c, h, w = x.shape
-    bottom = max(0, (oh - 1) * stride + kernel_size - h - padding)
-    right = max(0, (ow - 1) * stride + kernel_size - w - padding)
-    padded = np.pad(x, ((0, 0), (0, 0), (padding, bottom), (padding, right)), constant_values=-np.inf)
+    widths = ((0, 0), (0, 0), (padding, padding), (padding, padding))
+    padded = np.pad(x, widths, constant_values=-np.inf)
     dxp = np.zeros_like(padded)
     for i in range(oh):
         for j in range(ow):
