@@ -35,33 +35,33 @@ EXERCISES = sorted(p.name for p in ROOT.iterdir() if (p / SOURCE_NAME).is_file()
 # must occur exactly once in the solution notebook. Each bug must cost exactly its question.
 SEEDED_BUGS = {
     "ch1-softmax-cross-entropy": {
-        "softmax": ("return exps / np.sum(exps, axis=axis, keepdims=True)", "return exps / np.sum(exps)"),
-        "cross_entropy": ("return float(np.mean(log_sum_exp", "return float(np.sum(log_sum_exp"),
-        "cross_entropy_backward": ("    return grad / n", "    return grad"),
+        "softmax": ("shifted = scaled - np.max(scaled, axis=axis, keepdims=True)", "shifted = x - np.max(x, axis=axis, keepdims=True)"),
+        "softmax_jvp": ("np.sum(p * v, axis=-1, keepdims=True)) / temperature", "np.sum(p * v, axis=-1, keepdims=True))"),
+        "smoothed_cross_entropy": ("q = np.full_like(log_p, smoothing / k)", "q = np.full_like(log_p, smoothing / (k - 1))"),
     },
     "ch1-perceptron": {
-        "predict": ("return (X @ w + b >= 0).astype(np.int64)", "return (X @ w + b < 0).astype(np.int64)"),
-        "perceptron_step": ("return w + lr * (t - y) * x, b + lr * (t - y)", "return w - lr * (t - y) * x, b - lr * (t - y)"),
-        "perceptron_train": ("b = b + lr * (target - y)", "b = b"),
+        "margin_step": ("return w + lr * s * x, b + lr * s", "return w + lr * x, b + lr"),
+        "pocket_train": ("return pocket_w, pocket_b, pocket_errors", "return w, b, pocket_errors"),
+        "margin_experiment": ("if target * (x @ w + b) <= margin:", "if target * (x @ w + b) <= 0:"),
     },
     "ch2-two-layer-backprop": {
-        "two_layer_forward": ("scores = h @ w2.T + b2  # (N, K)", "scores = h @ w2.T  # (N, K)"),
-        "two_layer_backward": ("dz = dh * (z > 0)  # (N, H)", "dz = dh  # (N, H)"),
+        "tied_forward": ("recon = h @ w + c  # (N, D)", "recon = h @ w  # (N, D)"),
+        "tied_backward": ("dz = dh * (1.0 - h ** 2)  # (N, H)", "dz = dh * (1.0 - h)  # (N, H)"),
     },
     "ch2-sgd-momentum": {
-        "momentum_step": ("v = grad.copy() if velocity is None else momentum * velocity + grad",
-                          "v = grad.copy() if velocity is None else momentum * grad + velocity"),
-        "weight_decay_dampening": ("v = g.copy() if velocity is None else", "v = (1.0 - dampening) * g if velocity is None else"),
-        "nesterov": ("direction = g + momentum * v if nesterov else v", "direction = v"),
+        "rmsprop": ("square = alpha * square + (1.0 - alpha) * grad ** 2", "square = alpha * square + grad ** 2"),
+        "rmsprop_momentum": ("buf = momentum * buf + grad / avg", "buf = momentum * buf + lr * grad / avg"),
+        "largest_stable_lr": ("v = momentum * v + A @ x", "v = A @ x"),
     },
     "ch3-conv2d": {
-        "conv_output_size": ("return (size - kernel + 2 * padding) // stride + 1", "return (size - kernel + padding) // stride + 1"),
-        "conv2d_forward": ("np.tensordot(window, w, axes", "np.tensordot(window, w[:, :, ::-1, ::-1], axes"),
-        "conv2d_backward": ("dxp[:, :, rows, cols] += np.tensordot", "dxp[:, :, rows, cols] = np.tensordot"),
+        "conv_output_size": ("return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1",
+                             "return (size + 2 * padding - kernel) // stride + 1"),
+        "conv2d_forward": ("w[g * fg:(g + 1) * fg], axes", "w[g * fg:(g + 1) * fg, :, ::-1, ::-1], axes"),
+        "conv2d_backward": ("dxp[:, chans, rows, cols] += np.tensordot", "dxp[:, chans, rows, cols] = np.tensordot"),
+        "influence_count": ("i * stride - padding + dilation * q", "i * stride - padding + q"),
     },
     "ch3-max-pool": {
-        "max_pool2d_forward": ("window = x[:, :, i * stride:i * stride + kernel_size, j * stride:j * stride + kernel_size]",
-                               "window = x[:, :, i:i + kernel_size, j:j + kernel_size]"),
+        "max_pool2d_forward": ("(padding, padding)), constant_values=-np.inf)", "(padding, padding)), constant_values=0.0)"),
         "max_pool2d_backward": ("mask = window == window.max(axis=(2, 3), keepdims=True)", "mask = window == window.max()"),
     },
     "ch7-adam": {
@@ -193,14 +193,14 @@ def test_the_shape_check_sees_a_hidden_input_that_repeats_a_self_check(tmp_path)
     folder = tmp_path / "ch1-perceptron"
     shutil.copytree(ROOT / "ch1-perceptron", folder)
     source = (folder / SOURCE_NAME).read_text(encoding="utf-8")
-    source = source.replace('"X_and": np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]),',
-                            '"X_and": np.array([[1.0], [-1.0], [2.0]]),')
-    source = source.replace('"t_and": np.array([0, 0, 0, 1]),', '"t_and": np.array([1, 0, 1]),')
+    source = source.replace('"X_hand": np.array([[1.0], [2.0], [-1.0], [1.5]]),',
+                            '"X_hand": np.array([[1.0], [-1.0], [2.0]]),')
+    source = source.replace('"s_hand": np.array([1, 1, -1, -1]),', '"s_hand": np.array([1, -1, 1]),')
     (folder / SOURCE_NAME).write_text(source, encoding="utf-8")
     ex = load_exercise(folder)
     write_notebooks(ex)
     seen = _array_shapes(ex)
-    assert seen["hidden"]["perceptron_train"] & seen["public"]["perceptron_train"] == {((3, 1), (3,))}
+    assert seen["hidden"]["pocket_train"] & seen["public"]["pocket_train"] == {((3, 1), (3,))}
 
 
 def _seeded(exercise, question: str, tmp: Path) -> Path:
@@ -245,7 +245,7 @@ def test_solution_full_marks_student_zero_seeded_bug_loses_exactly_its_question(
 def test_an_exercise_with_a_probe_that_cannot_run_in_the_sandbox_is_rejected(tmp_path):
     """Probes see only the notebook's names: a grader-only name in a probe is an authoring error."""
     source = (ROOT / "ch1-softmax-cross-entropy" / SOURCE_NAME).read_text(encoding="utf-8")
-    broken = source.replace('return softmax(inputs["wide"])', 'return softmax(INPUTS["wide"])')
+    broken = source.replace('return softmax(inputs["wide"], temperature=2.0)', 'return softmax(INPUTS["wide"], temperature=2.0)')
     assert broken != source
     folder = tmp_path / "ch1-broken"
     folder.mkdir()
@@ -261,7 +261,7 @@ def test_points_that_do_not_add_up_are_rejected(tmp_path):
     folder = tmp_path / "ch3-broken"
     folder.mkdir()
     (folder / SOURCE_NAME).write_text(broken, encoding="utf-8")
-    with pytest.raises(ExerciseError, match="add up to 2 points, QUESTION says 3"):
+    with pytest.raises(ExerciseError, match=r"add up to 2(\.0)? points, QUESTION says 3"):
         load_exercise(folder)
 
 

@@ -26,7 +26,7 @@ from dlbook.grading.sandbox import (_allowlist, _load_npz, _python_path, detect_
 
 ROOT = Path(__file__).resolve().parents[1] / "exercises"
 REPO = ROOT.parent
-EXERCISE = "ch1-softmax-cross-entropy"  # 6 points: softmax 2, cross_entropy 2, backward 2
+EXERCISE = "ch1-softmax-cross-entropy"  # 6 points: softmax 2, softmax_jvp 2, smoothed_cross_entropy 2
 NAMESPACES = detect_isolation() == "namespaces"  # what grade_batch's "auto" picks
 LIMITS = Limits(timeout=15, memory_mb=1024, processes=64)
 needs_namespaces = pytest.mark.skipif(not NAMESPACES, reason="no namespace sandbox here")
@@ -140,8 +140,9 @@ KEY = 0x0D1B0C
 seg = libc.shmget(KEY, 1 << 20, 0)
 if seg >= 0:
     print("FOUND STATE from an earlier run")
-    def softmax(x, axis=-1):
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
+    def softmax(x, axis=-1, temperature=1.0):
+        z = x / temperature
+        e = np.exp(z - z.max(axis=axis, keepdims=True))
         return e / e.sum(axis=axis, keepdims=True)
 else:
     seg = libc.shmget(KEY, 64 << 20, 0o1666)  # IPC_CREAT | 0666, never removed
@@ -186,8 +187,8 @@ print("forged", len(PIPES), "pipes")
 TORCH_AFTER_FORGED_FINISH = FRAMES + '''
 send(frame({"event": "finished", "imports": []}))
 import torch
-def softmax(x, axis=-1):
-    return torch.softmax(torch.from_numpy(x), dim=axis).numpy()
+def softmax(x, axis=-1, temperature=1.0):
+    return torch.softmax(torch.from_numpy(x) / temperature, dim=axis).numpy()
 '''
 
 KILL_AFTER_FORGED_EXIT = FRAMES + '''
@@ -506,16 +507,17 @@ def test_untrusted_work_is_refused_without_the_sandbox(tmp_path, capsys):
 
 
 LEAST_SQUARES = '''
-def perceptron_train(X, t, lr=1.0, epochs=100):
-    """Not the perceptron: a least-squares boundary, and a claim of no updates."""
+def pocket_train(X, s, lr=1.0, epochs=20):
+    """Not the pocket algorithm: a least-squares boundary, and its own error count."""
     A = np.hstack([X, np.ones((len(X), 1))])
-    coef = np.linalg.lstsq(A, 2.0 * t - 1.0, rcond=None)[0]
-    return coef[:-1], float(coef[-1]), [0]
+    coef = np.linalg.lstsq(A, s.astype(float), rcond=None)[0]
+    return coef[:-1], float(coef[-1]), int(np.sum(s * (A @ coef) <= 0))
 '''
 
 
 def test_perceptron_training_needs_the_rule_itself(tmp_path):
-    """Also: least squares with ``updates=[0]`` used to earn the 'separable' point (4 of 5)."""
+    """Least squares used to earn the 'separable' point (4 of 5): a boundary found another way,
+    even one with fewer errors, is not the pocket of the rule's own run."""
     folder = ROOT / "ch1-perceptron"
     subs = tmp_path / "subs"
     subs.mkdir()
@@ -528,7 +530,7 @@ def test_perceptron_training_needs_the_rule_itself(tmp_path):
                                                   limits=LIMITS, jobs=2, trusted=not NAMESPACES)}
     assert rows["solution"].score == 5  # the check passes the rule itself
     scores = {q["name"]: q["score"] for q in rows["least_squares"].report["questions"]}
-    assert scores == {"predict": 1, "perceptron_step": 2, "perceptron_train": 0}, scores
+    assert scores == {"margin_step": 1, "pocket_train": 0, "margin_experiment": 2}, scores
 
 
 def test_frames_are_bounded_before_they_are_kept():

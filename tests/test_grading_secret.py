@@ -113,9 +113,9 @@ def test_with_a_key_each_notebook_gets_its_own_inputs():
 HARD_CODED = '''
 import numpy as np
 ANSWERS = {KEYS}
-def softmax(x, axis=-1):
+def softmax(x, axis=-1, temperature=1.0):
     """No softmax at all: the answers to the inputs an earlier run printed."""
-    return np.array(ANSWERS[(x.shape, axis)])
+    return np.array(ANSWERS[(x.shape, axis, temperature)])
 '''
 
 
@@ -131,10 +131,9 @@ def test_answers_hard_coded_from_printed_inputs_fail(tmp_path, monkeypatch):
     printer_cells = ["".join(c["source"]) for c in student["cells"] if c["cell_type"] == "code"]
     seen = exercise.for_submission(printer_cells).question("softmax").inputs  # what it printed
     answers = {}
-    for name, axes in (("wide", (-1,)), ("cube", (0, 1))):
-        for axis in axes:
-            got = torch.softmax(torch.from_numpy(seen[name]), dim=axis).numpy()
-            answers[(seen[name].shape, axis)] = got.tolist()
+    for name, axis, temperature in (("wide", -1, 2.0), ("cube", 0, 4.0), ("cube", 1, 0.5), ("cube", -1, 1.0)):
+        got = torch.softmax(torch.from_numpy(seen[name]) / temperature, dim=axis).numpy()
+        answers[(seen[name].shape, axis, temperature)] = got.tolist()
     cheat = json.loads(json.dumps(student))
     cheat["cells"].append({"cell_type": "code", "execution_count": None, "id": "cheat",
                            "metadata": {}, "outputs": [],
