@@ -116,7 +116,8 @@ CASES = [
          'close(outputs["channel"], nchw_prelu(inputs["x"], inputs["alpha_channel"]))', points=1,
          hint="keep x where x > 0 and use alpha * x elsewhere; let numpy broadcast alpha"),
     case("(3, 4, 5, 2) input, one slope per element (4, 5, 2), some negative: matches torch",
-         'close(outputs["element"], torch_prelu(tensor(inputs["x"]), tensor(inputs["alpha_element"])))',
+         'close(outputs["element"], '
+         'torch_prelu(tensor(inputs["x"]), tensor(inputs["alpha_element"])))',
          points=1, hint="x > 0 decides, not alpha * x > x: a negative slope must still apply"),
 ]
 
@@ -185,7 +186,8 @@ def probe_channel(inputs):
 def probe_others(inputs):
     result = {}
     for name in ("shared", "element", "rows"):
-        dx, dalpha = prelu_backward(inputs["dout"], prelu_forward(inputs["x"], inputs["alpha_" + name])[1])
+        _, cache = prelu_forward(inputs["x"], inputs["alpha_" + name])
+        dx, dalpha = prelu_backward(inputs["dout"], cache)
         result["dx_" + name], result["dalpha_" + name] = dx, dalpha
     return result
 
