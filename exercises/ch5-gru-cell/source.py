@@ -47,9 +47,9 @@ import torch
 from dlbook.grading.helpers import all_of, case, central_difference, close, tensor, torch_gradients
 
 
-def torch_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+def torch_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
     """The function torch.nn.GRUCell computes (torch.gru_cell), differentiable in every input."""
-    return torch.gru_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh)
+    return torch.gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)
 
 
 NAMES = ("x", "h_prev", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
