@@ -64,6 +64,17 @@ SEEDED_BUGS = {
         "max_pool2d_forward": ("(padding, padding)), constant_values=-np.inf)", "(padding, padding)), constant_values=0.0)"),
         "max_pool2d_backward": ("mask = window == window.max(axis=(2, 3), keepdims=True)", "mask = window == window.max()"),
     },
+    "ch5-gru-cell": {
+        "gru_cell_forward": ("h_next = (1 - z) * n + z * h_prev", "h_next = z * n + (1 - z) * h_prev"),
+        "gru_cell_backward": ("dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)",
+                              "dgh = np.concatenate([da_r, da_z, da_n], axis=1)"),
+    },
+    "ch5-bptt": {
+        "rnn_loss": ("loss += 0.5 * np.sum((o - y[t]) ** 2) / x.shape[1]",
+                     "loss += 0.5 * np.sum((o - y[t]) ** 2)"),
+        "rnn_bptt": ('dh = np.outer(do, params["w_o"]) + dh_next', 'dh = np.outer(do, params["w_o"])'),
+        "clip_by_norm": ("total = float(np.sqrt(squares))", "total = float(squares)"),
+    },
     "ch7-adam": {
         "adam_step": ("m_hat = m / (1.0 - beta1 ** t)", "m_hat = m"),
         "adamw_step": ("param = param * (1.0 - lr * weight_decay)", "param = param - lr * weight_decay"),
