@@ -64,6 +64,11 @@ SEEDED_BUGS = {
                                "window = x[:, :, i:i + kernel_size, j:j + kernel_size]"),
         "max_pool2d_backward": ("mask = window == window.max(axis=(2, 3), keepdims=True)", "mask = window == window.max()"),
     },
+    "ch4-residual-backward": {
+        "residual_forward": ("    y = np.maximum(s, 0.0)\n", "    y = s\n"),
+        "residual_backward": ("dp = d  # the projection's", "dp = dout  # the projection's"),
+        "identity_shortcut": ("        dx = dx + d\n", "        dx = dx\n"),
+    },
 }
 
 
