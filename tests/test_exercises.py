@@ -64,6 +64,11 @@ SEEDED_BUGS = {
                                "window = x[:, :, i:i + kernel_size, j:j + kernel_size]"),
         "max_pool2d_backward": ("mask = window == window.max(axis=(2, 3), keepdims=True)", "mask = window == window.max()"),
     },
+    "ch4-shapes-params": {
+        "output_shapes": ("h = (h + 2 * p - k) // s + 1", "h = (h + p - k) // s + 1"),
+        "parameter_counts": ("counts.append(a * (channels * b * b + 1))", "counts.append(a * channels * b * b)"),
+        "receptive_field": ("r = r + (k - 1) * jump", "r = r + (k - 1)"),
+    },
     "ch4-residual-backward": {
         "residual_forward": ("    y = np.maximum(s, 0.0)\n", "    y = s\n"),
         "residual_backward": ("dp = d  # the projection's", "dp = dout  # the projection's"),

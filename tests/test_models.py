@@ -359,5 +359,7 @@ def test_count_macs_is_the_hand_count_and_the_published_vgg16_cost():
     assert net.training and all(m.training for m in net.modules())
     assert count_macs(vgg16(), (1, 3, 224, 224)) == 15_470_264_320
     assert count_macs(alexnet(grouped=False), (1, 3, 227, 227)) == 1_135_256_096
+    # LeNet-5: C1 28*28*6*25, C3 10*10*60*25 (its table), C5 120*400, F6 84*120, RBF 10*84
+    assert count_macs(lenet5(), (1, 1, 32, 32)) == 117_600 + 150_000 + 48_000 + 10_080 + 840
     with pytest.raises(ValueError, match="input_shape"):
         count_macs(net, (0, 3, 8, 8))

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from dlbook.models.lenet import LeNetSquash, PartialConv2d, Subsampling
+from dlbook.models.lenet import LeNetSquash, PartialConv2d, RBFOutput, Subsampling
 
 __all__ = ["LayerRow", "summary", "count_macs", "receptive_field_layers"]
 
@@ -115,8 +115,10 @@ def count_macs(model: nn.Module, input_shape) -> int:
     fully connected layers (the operations that hold nearly all of a network's arithmetic).
 
     A ``Conv2d`` producing F x OH x OW outputs from C input channels in g groups with a KH x KW
-    kernel costs F * OH * OW * (C / g) * KH * KW; a ``Linear`` layer D_out * D_in. Biases,
-    activations, pooling and normalisation are not counted (the convention of the papers'
+    kernel costs F * OH * OW * (C / g) * KH * KW; a ``Linear`` layer D_out * D_in; LeNet-5's
+    partial C3 its weights times its positions, its RBF layer one (squared difference) per centre
+    entry. Biases, activations, pooling (LeNet's subsampling included) and normalisation are not
+    counted (the convention of the papers'
     and of torchvision's counts). The shapes come from one forward pass on zeros, as in
     :func:`summary`; ``input_shape`` includes the batch axis, and the count is per example.
 
@@ -135,11 +137,16 @@ def count_macs(model: nn.Module, input_shape) -> int:
         if isinstance(module, nn.Conv2d):
             kh, kw = module.kernel_size
             total += per_example * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, PartialConv2d):  # each map's own weights at each position
+            positions = output.shape[2] * output.shape[3]
+            total += positions * sum(w.numel() for w in module.weights)
+        elif isinstance(module, RBFOutput):  # one squared difference per centre entry
+            total += module.centres.numel()
         else:
             total += per_example * module.in_features
 
     handles = [m.register_forward_hook(count) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear))]
+               if isinstance(m, (nn.Conv2d, nn.Linear, PartialConv2d, RBFOutput))]
     modes = {module: module.training for module in model.modules()}
     first = next(model.parameters(), None)
     dtype = first.dtype if first is not None else torch.get_default_dtype()
