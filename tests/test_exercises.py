@@ -60,6 +60,18 @@ SEEDED_BUGS = {
         "conv2d_backward": ("dxp[:, chans, rows, cols] += np.tensordot", "dxp[:, chans, rows, cols] = np.tensordot"),
         "influence_count": ("i * stride - padding + dilation * q", "i * stride - padding + q"),
     },
+    "ch6-kmeans-share": {
+        "kmeans_share": ("codebook[j] = members.mean()", "codebook[j] = np.median(members)"),
+        "codebook_gradient": ("weights=np.asarray(dw, dtype=float).ravel()",
+                              "weights=np.abs(np.asarray(dw, dtype=float)).ravel()"),
+        "shared_storage_bits": ("return num_weights * bits + 32 * 2 ** bits", "return num_weights * bits"),
+    },
+    "ch6-distill-loss": {
+        "soft_targets": ("z = np.asarray(logits, dtype=float) / T", "z = np.asarray(logits, dtype=float)"),
+        "ensemble_distill_loss": ("return float(alpha * T**2 * kl + (1 - alpha) * ce)",
+                                  "return float(alpha * kl + (1 - alpha) * ce)"),
+        "ensemble_distill_grad": ("ds = alpha * T * (softmax(s / T) - q_t) / n", "ds = alpha * (softmax(s / T) - q_t) / n"),
+    },
     "ch3-max-pool": {
         "max_pool2d_forward": ("(padding, padding)), constant_values=-np.inf)", "(padding, padding)), constant_values=0.0)"),
         "max_pool2d_backward": ("mask = window == window.max(axis=(2, 3), keepdims=True)", "mask = window == window.max()"),
