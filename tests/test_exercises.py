@@ -76,6 +76,16 @@ SEEDED_BUGS = {
         "max_pool2d_forward": ("(padding, padding)), constant_values=-np.inf)", "(padding, padding)), constant_values=0.0)"),
         "max_pool2d_backward": ("mask = window == window.max(axis=(2, 3), keepdims=True)", "mask = window == window.max()"),
     },
+    "ch4-shapes-params": {
+        "output_shapes": ("h = (h + 2 * p - k) // s + 1", "h = (h + p - k) // s + 1"),
+        "parameter_counts": ("counts.append(a * (channels * b * b + 1))", "counts.append(a * channels * b * b)"),
+        "receptive_field": ("r = r + (k - 1) * jump", "r = r + (k - 1)"),
+    },
+    "ch4-residual-backward": {
+        "residual_forward": ("    y = np.maximum(s, 0.0)\n", "    y = s\n"),
+        "residual_backward": ("dp = d  # the projection's", "dp = dout  # the projection's"),
+        "identity_shortcut": ("        dx = dx + d\n", "        dx = dx\n"),
+    },
     "ch5-gru-cell": {
         "gru_cell_forward": ("h_next = (1 - z) * n + z * h_prev", "h_next = z * n + (1 - z) * h_prev"),
         "gru_cell_backward": ("dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)",

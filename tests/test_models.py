@@ -16,7 +16,7 @@ import torch.nn as nn
 from conftest import TIGHT
 from dlbook.models import (C3_TABLE, BasicBlock, Bottleneck, Inception, PartialConv2d, RBFOutput,
                            Subsampling, alexnet, googlenet, lenet5, nin, receptive_field_layers,
-                           resnet18, resnet34, resnet50, summary, vgg16)
+                           resnet18, resnet34, resnet50, summary, vgg16, count_macs)
 from dlbook.models.alexnet import ALEXNET_LRN
 from dlbook.models.googlenet import INCEPTION_TABLE
 from dlbook.models.lenet import LeNetSquash
@@ -343,3 +343,23 @@ def test_receptive_field_layers_refuse_what_they_cannot_read(model, match):
 def test_num_classes_is_checked(factory):
     with pytest.raises(ValueError, match="num_classes: expected an int >= 1"):
         factory(num_classes=0)
+
+
+def test_count_macs_is_the_hand_count_and_the_published_vgg16_cost():
+    """Conv: F*OH*OW*(C/g)*KH*KW; Linear: D_out*D_in; VGG-16 at 224: 15.47 G (Wei 2017, ch. 4)."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(4, 6, 3, groups=2), nn.Flatten(), nn.Linear(6 * 2 * 2, 5))
+    shape_before = (2, 3, 8, 8)
+    hand = 4 * 8 * 8 * 3 * 9 + 6 * 2 * 2 * 2 * 9 + 5 * 24
+    assert count_macs(net, shape_before) == hand  # per example, whatever the batch
+    assert count_macs(net, (1, 3, 8, 8)) == hand
+    assert count_macs(net, (1, 3, 8, 8)) != hand + 1  # negative case: an off-by-one is seen
+    net.train()
+    count_macs(net, (1, 3, 8, 8))
+    assert net.training and all(m.training for m in net.modules())
+    assert count_macs(vgg16(), (1, 3, 224, 224)) == 15_470_264_320
+    assert count_macs(alexnet(grouped=False), (1, 3, 227, 227)) == 1_135_256_096
+    # LeNet-5: C1 28*28*6*25, C3 10*10*60*25 (its table), C5 120*400, F6 84*120, RBF 10*84
+    assert count_macs(lenet5(), (1, 1, 32, 32)) == 117_600 + 150_000 + 48_000 + 10_080 + 840
+    with pytest.raises(ValueError, match="input_shape"):
+        count_macs(net, (0, 3, 8, 8))

@@ -5,7 +5,9 @@ tables and where a variant departs), with torch's default initialisation and no 
 weights, and ``num_classes=1000`` by default (LeNet-5: 10). :func:`summary` prints a network as a
 table of output shapes and parameter counts; :func:`receptive_field_layers` lists the geometry of
 a single-path network's convolutions and poolings for
-:func:`dlbook.receptive_field.receptive_field`. The networks::
+:func:`dlbook.receptive_field.receptive_field`; :func:`count_macs` counts the multiply-adds of
+one forward pass; :func:`small_cnn` and :func:`deep_cnn` are CPU-sized versions for the 8x8
+digits (:mod:`dlbook.models.small`). The networks::
 
     network                     input        parameters
     lenet5()                    1x32x32      60,840
@@ -25,12 +27,13 @@ from dlbook.models.googlenet import GoogLeNet, Inception, InceptionAux, googlene
 from dlbook.models.lenet import C3_TABLE, PartialConv2d, RBFOutput, Subsampling, lenet5
 from dlbook.models.nin import nin
 from dlbook.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
-from dlbook.models.summary import LayerRow, receptive_field_layers, summary
+from dlbook.models.small import PlainOrResidualBlock, deep_cnn, small_cnn
+from dlbook.models.summary import LayerRow, count_macs, receptive_field_layers, summary
 from dlbook.models.vgg import vgg, vgg16
 
 __all__ = [
     "lenet5", "alexnet", "vgg", "vgg16", "nin", "googlenet", "resnet18", "resnet34", "resnet50",
     "C3_TABLE", "PartialConv2d", "RBFOutput", "Subsampling", "GoogLeNet", "Inception",
-    "InceptionAux", "BasicBlock", "Bottleneck", "ResNet", "LayerRow", "summary",
-    "receptive_field_layers",
+    "InceptionAux", "BasicBlock", "Bottleneck", "ResNet", "LayerRow", "summary", "count_macs",
+    "receptive_field_layers", "small_cnn", "deep_cnn", "PlainOrResidualBlock",
 ]

@@ -14,9 +14,9 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from dlbook.models.lenet import LeNetSquash, PartialConv2d, Subsampling
+from dlbook.models.lenet import LeNetSquash, PartialConv2d, RBFOutput, Subsampling
 
-__all__ = ["LayerRow", "summary", "receptive_field_layers"]
+__all__ = ["LayerRow", "summary", "count_macs", "receptive_field_layers"]
 
 
 class LayerRow(NamedTuple):
@@ -108,6 +108,58 @@ def _print(rows: list[LayerRow], total: int) -> None:
     print("-" * (width + 40))
     print(f"Total parameters: {total:,}")
 
+
+
+def count_macs(model: nn.Module, input_shape) -> int:
+    """Multiply-adds of one forward pass of ``model`` on one input, in its convolutions and
+    fully connected layers (the operations that hold nearly all of a network's arithmetic).
+
+    A ``Conv2d`` producing F x OH x OW outputs from C input channels in g groups with a KH x KW
+    kernel costs F * OH * OW * (C / g) * KH * KW; a ``Linear`` layer D_out * D_in; LeNet-5's
+    partial C3 its weights times its positions, its RBF layer one (squared difference) per centre
+    entry. Biases, activations, pooling (LeNet's subsampling included) and normalisation are not
+    counted (the convention of the papers'
+    and of torchvision's counts). The shapes come from one forward pass on zeros, as in
+    :func:`summary`; ``input_shape`` includes the batch axis, and the count is per example.
+
+    Raises:
+        ValueError: for an input shape without a positive batch axis and sizes.
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) < 2 or min(shape) < 1:
+        raise ValueError(f"input_shape: expected positive sizes with the batch axis first, "
+                         f"got {tuple(input_shape)!r}")
+    total = 0
+
+    def count(module, args, output):
+        nonlocal total
+        per_example = output.numel() // output.shape[0]  # F * OH * OW, or D_out
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += per_example * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, PartialConv2d):  # each map's own weights at each position
+            positions = output.shape[2] * output.shape[3]
+            total += positions * sum(w.numel() for w in module.weights)
+        elif isinstance(module, RBFOutput):  # one squared difference per centre entry
+            total += module.centres.numel()
+        else:
+            total += per_example * module.in_features
+
+    handles = [m.register_forward_hook(count) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear, PartialConv2d, RBFOutput))]
+    modes = {module: module.training for module in model.modules()}
+    first = next(model.parameters(), None)
+    dtype = first.dtype if first is not None else torch.get_default_dtype()
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(shape, dtype=dtype))
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, mode in modes.items():
+            module.training = mode
+    return total
 
 
 # Layers that keep every position where it is (elementwise or across channels only).
