@@ -365,6 +365,27 @@ def test_fast_pool_reuses_only_what_nobody_holds(rng, monkeypatch):
     np.testing.assert_array_equal(_lstm_fast.lstm_backward(dout, cache1, dh_n, dc_n)[0], grads1[0])
 
 
+def test_fast_pool_evicts_a_free_buffer_behind_a_held_one(monkeypatch):
+    # Making room drops free buffers by identity: list.remove would compare the held buffer
+    # before it with == (an element-wise comparison of arrays of other sizes, a ValueError).
+    monkeypatch.setattr(_lstm_fast, "_pool", [])
+    monkeypatch.setattr(_lstm_fast, "_POOL_MAX_BYTES", 20_000)
+    held = _lstm_fast._pooled([(1000,)], np.float64)  # 8 kB, stays in use
+    freed = _lstm_fast._pooled([(500,)], np.float64)  # 4 kB, then free
+    freed_address = freed[0].ctypes.data
+    del freed
+    assert len(_lstm_fast._pool) == 2
+    large = _lstm_fast._pooled([(1200,)], np.float64)  # 9.6 kB: the free 4 kB must go
+    pool_addresses = [buf.ctypes.data for buf in _lstm_fast._pool]
+    assert len(_lstm_fast._pool) == 2
+    assert all(abs(a - freed_address) > 64 for a in pool_addresses)
+    assert large[0].shape == (1200,) and held[0].shape == (1000,)
+    # Negative case: the old removal by equality fails on exactly this pool.
+    pool = [np.empty(8064, dtype=np.uint8), np.empty(4064, dtype=np.uint8)]
+    with pytest.raises(ValueError):
+        pool.remove(pool[1])
+
+
 def test_benchmark_script_runs_in_quick_mode():
     import importlib.util
     import io

@@ -131,7 +131,8 @@ def _pooled(shapes: list[tuple[int, ...]], dtype) -> list[np.ndarray]:
             for buf in free:  # make room: drop free buffers, oldest first
                 if pooled + nbytes <= _POOL_MAX_BYTES:
                     break
-                _pool.remove(buf)
+                # by identity: list.remove would compare arrays with ==, element by element
+                del _pool[next(k for k, held in enumerate(_pool) if held is buf)]
                 pooled -= buf.nbytes
             if pooled + nbytes <= _POOL_MAX_BYTES:
                 _pool.append(chosen)
