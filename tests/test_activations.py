@@ -324,6 +324,7 @@ def test_maxout_backward_gives_a_tie_to_the_first_piece_unlike_torch_amax():
     dx = A.maxout_backward(np.array([[2.0, 3.0]]), cache)
     np.testing.assert_array_equal(dx, [[2.0, 0.0, 3.0, 0.0]])
     tie_t = torch.tensor(tie, requires_grad=True)
-    (tie_t.view(1, 2, 2).amax(-1) * torch.tensor([[2.0, 3.0]], dtype=torch.float64)).sum().backward()
+    upstream = torch.tensor([[2.0, 3.0]], dtype=torch.float64)
+    (tie_t.view(1, 2, 2).amax(-1) * upstream).sum().backward()
     np.testing.assert_array_equal(tie_t.grad.numpy(), [[1.0, 1.0, 1.5, 1.5]])   # torch splits
     assert not np.array_equal(dx, tie_t.grad.numpy())
