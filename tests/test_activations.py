@@ -316,3 +316,15 @@ def test_maxout_bad_input(rng):
     _, cache = A.maxout_forward(rng.standard_normal((2, 6)), 2)
     with pytest.raises(ValueError, match="dout: expected shape \\(2, 3\\)"):
         A.maxout_backward(np.ones((3, 2)), cache)
+
+
+def test_maxout_backward_gives_a_tie_to_the_first_piece_unlike_torch_amax():
+    tie = np.array([[0.0, 0.0, 1.0, 1.0]])                # two units, each a tie of two pieces
+    _, cache = A.maxout_forward(tie, 2)
+    dx = A.maxout_backward(np.array([[2.0, 3.0]]), cache)
+    np.testing.assert_array_equal(dx, [[2.0, 0.0, 3.0, 0.0]])
+    tie_t = torch.tensor(tie, requires_grad=True)
+    upstream = torch.tensor([[2.0, 3.0]], dtype=torch.float64)
+    (tie_t.view(1, 2, 2).amax(-1) * upstream).sum().backward()
+    np.testing.assert_array_equal(tie_t.grad.numpy(), [[1.0, 1.0, 1.5, 1.5]])   # torch splits
+    assert not np.array_equal(dx, tie_t.grad.numpy())

@@ -300,8 +300,9 @@ def maxout_forward(x: np.ndarray, pieces: int):
     Each output unit j takes the maximum of ``pieces`` consecutive features of its input,
     ``out[n, j] = max_i x[n, j * pieces + i]``. Applied to a linear layer with
     ``D_out * pieces`` outputs, unit j is ``max_i (w_ji . x + b_ji)``, a convex
-    piecewise-linear function with ``pieces`` learned pieces. Equals
-    ``x.view(N, D_out, pieces).amax(-1)`` in PyTorch, which has no maxout layer.
+    piecewise-linear function with ``pieces`` learned pieces. The forward pass equals
+    ``x.view(N, D_out, pieces).amax(-1)`` in PyTorch, which has no maxout layer; the backward
+    pass equals amax's away from ties (see ``maxout_backward``).
 
     Args:
         x: (N, D_out * pieces) pre-activations.
@@ -324,7 +325,12 @@ def maxout_forward(x: np.ndarray, pieces: int):
 
 
 def maxout_backward(dout: np.ndarray, cache) -> np.ndarray:
-    """dx: each unit's gradient goes to the piece that won the maximum, zero to the others."""
+    """dx: each unit's gradient goes to the piece that won the maximum, zero to the others.
+
+    At a tie the whole gradient goes to the first of the tied pieces (NumPy's ``argmax``);
+    PyTorch's ``amax`` splits it evenly among them. So with pieces ``(z, 0)`` at ``z = 0`` the
+    derivative passed to ``z`` is 1, where ``amax`` gives 0.5 and ``relu_backward`` gives 0.
+    """
     winner, x_shape = cache
     dout = _check_dout(dout, winner.shape)
     dx = np.zeros((x_shape[0], winner.shape[1], x_shape[1] // winner.shape[1]), dout.dtype)
