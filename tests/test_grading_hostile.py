@@ -726,3 +726,36 @@ def test_the_seccomp_program_is_well_formed():
                 assert i + 1 + max(jt, jf) < len(program)
         assert program[-1][0] == 0x06 and program[-3][3] == CLONE_NAMESPACES
         assert CLONE_NAMESPACES & 0x10000000 and not CLONE_NAMESPACES & 0xFF  # not the signal
+
+
+LOOKUP = '''
+import numpy as np
+def pocket_train(X, s, lr=1.0, epochs=10):
+    # no algorithm at all: the hand-worked answer, looked up
+    if X.shape == (4, 1) and epochs == 2:
+        return np.array([2.0]), 0.0, 1
+    return np.zeros(X.shape[1]), 0.0, 0
+def margin_step(x, s, w, b, lr=1.0, margin=0.0):
+    # the hand-worked answers, looked up by input
+    table = {(1.0, 2.0, -1.0): (np.array([0.0, -0.5, 0.5]), -0.5),
+             (1.0, 1.0, 1.0): (np.array([-2.0, -1.0, -1.0]), -1.0),
+             (2.0, 0.0, 0.0): (np.array([3.0, 0.0, 0.0]), 1.0)}
+    return table.get(tuple(np.asarray(x, float).tolist()), (np.array(w, float), float(b)))
+'''
+
+
+def test_hand_worked_cases_pay_nothing_for_a_lookup(tmp_path):
+    """Fixed inputs answered from a table earn no points: a hand-worked case counts only together
+    with its random case, and no case name prints its expected answer."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    exercise_id = "ch1-perceptron"
+    _write(subs, "lookup", _appended(exercise_notebook(exercise_id, "student"), LOOKUP))
+    out = tmp_path / "out"
+    grade_batch(load_exercise(ROOT / exercise_id), [subs], out, limits=LIMITS,
+                isolation="process", trusted=True)
+    report = _report(out, "lookup")
+    scores = {q["name"]: q["score"] for q in report["questions"]}
+    assert scores["pocket_train"] == 0 and scores["margin_step"] == 0, report["feedback"]
+    names = [c["name"] for q in report["questions"] for c in q["cases"]]
+    assert not any("w = [2]" in n or "[0, -0.5, 0.5]" in n for n in names), names

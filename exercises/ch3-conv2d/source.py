@@ -428,11 +428,21 @@ def _stack(size, count, cut):
 
 
 INPUTS = {"layers": _stack(31, 4, False), "size": np.array(31), "layers_small": _stack(13, 3, True),
-          "size_small": np.array(13)}
+          "size_small": np.array(13),
+          # two 1 x 1 layers, then one where the centre is (OH // 2, OW // 2) of a 2 x 2 map, or
+          # one whose map (5 x 5) is larger than its input (padding on both sides counts)
+          "layers_edge": np.array([[[1, 1, 0, 1], [1, 1, 0, 1], [3, 2, 1, 1]],
+                                   [[1, 1, 0, 1], [1, 1, 0, 1], [3, 1, 2, 1]]]),
+          "sizes_edge": np.array([4, 3])}
 
 
 def probe_deep(inputs):
     return np.asarray(influence_count(inputs["layers"], int(inputs["size"])))
+
+
+def probe_edge(inputs):
+    return np.array([influence_count(layers, int(size))
+                     for layers, size in zip(inputs["layers_edge"], inputs["sizes_edge"])])
 
 
 def probe_small(inputs):
@@ -454,7 +464,10 @@ CASES = [
     case("a stack of 4 layers of the grader's (one at least dilated) on 31 x 31: the number of pixels",
          'equal(outputs["deep"], torch_count(inputs["layers"], inputs["size"]))', points=1,
          hint="a dilated layer reads rows i S - P + d q, q = 0 .. K - 1: with holes between them"),
-    case("a stack of 3 layers of the grader's on 13 x 13, where the padding cuts the field: the number",
-         'equal(outputs["small"], torch_count(inputs["layers_small"], inputs["size_small"]))', points=1,
+    case("a stack of 3 layers of the grader's on 13 x 13, where the padding cuts the field, and two "
+         "small stacks on 4 x 4 and 3 x 3: the numbers",
+         'all_of(equal(outputs["small"], torch_count(inputs["layers_small"], inputs["size_small"])), '
+         'equal(outputs["edge"], np.array([torch_count(l, s) for l, s in zip(inputs["layers_edge"], '
+         'inputs["sizes_edge"])]), label="two small stacks"))', points=1,
          hint="rows outside 0 .. size - 1 of a map are padding, not pixels: drop them at every layer"),
 ]
