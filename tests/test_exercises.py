@@ -362,4 +362,5 @@ def test_former_mutation_survivors_lose_points_in_their_question(exercises, exer
         scores = {q["name"]: (q["score"], q["max_score"]) for q in report["questions"]}
         question = expected[row.submission]
         assert scores[question][0] < scores[question][1], (row.submission, report["feedback"])
-        assert row.score == ex.max_score - (scores[question][1] - scores[question][0])
+        # (a forward-pass slip may also cost the backward question, which calls the forward)
+        assert row.score <= ex.max_score - (scores[question][1] - scores[question][0])

@@ -213,7 +213,8 @@ HAND_DX = np.array([[[[0.0, 0.0, 2.0], [1.0, 0.0, 0.0], [0.0, 3.0, 4.0]],
 
 def probe_overlap(inputs):
     return {"ceil": max_pool2d_backward(inputs["dout"], max_pool2d_forward(inputs["x"], 3, 2, 1, True)[1]),
-            "floor": max_pool2d_backward(inputs["dout_floor"], max_pool2d_forward(inputs["x"], 3, 2)[1])}
+            "floor": max_pool2d_backward(inputs["dout_floor"], max_pool2d_forward(inputs["x"], 3, 2)[1]),
+            "floor_pad": max_pool2d_backward(inputs["dout"], max_pool2d_forward(inputs["x"], 2, 2, 1, False)[1])}
 
 
 def probe_drop(inputs):
@@ -230,11 +231,13 @@ def autograd(x, dout, kernel_size, stride, padding, ceil_mode=True):
 
 
 CASES = [
-    case("(2, 2, 7, 8) input, 3 x 3 windows, stride 2, padding 1, ceil mode, and in floor mode without "
-         "padding: dx matches torch.autograd",
+    case("(2, 2, 7, 8) input, 3 x 3 windows, stride 2, padding 1, ceil mode, in floor mode without "
+         "padding, and 2 x 2 windows, stride 2, padding 1 in floor mode: dx matches torch.autograd",
          ['got = outputs["overlap"]',
           'all_of(close(got["ceil"], autograd(inputs["x"], inputs["dout"], 3, 2, 1)), '
-          'close(got["floor"], autograd(inputs["x"], inputs["dout_floor"], 3, 2, 0, False), label="floor mode"))'],
+          'close(got["floor"], autograd(inputs["x"], inputs["dout_floor"], 3, 2, 0, False), label="floor mode"), '
+          'close(got["floor_pad"], autograd(inputs["x"], inputs["dout"], 2, 2, 1, False), '
+          'label="floor mode with padding"))'],
          points=1,
          hint="accumulate with += (an input can win several windows); padding never wins"),
     case("(2, 1, 10, 6) input, 2 x 2 windows, stride 4, padding 1, ceil mode: dx matches torch.autograd",
