@@ -309,3 +309,58 @@ def test_ok_test_source_is_the_file_otter_reads(exercises, tmp_path):
             loaded = OKTestFile.from_file(str(path))
             assert loaded.name == question.ok_test()["name"]
             assert sum(case.points for case in loaded.test_cases) == pytest.approx(question.points)
+
+
+# Answers a mutation pass over the solutions found to keep full marks before the hidden inputs
+# were extended (each is a plausible slip; each must now lose points in its question).
+MUTATION_SURVIVORS = {
+    "ch1-perceptron": {
+        "margin_step": [("if s * (x @ w + b) <= margin:", "if s * (x @ w) <= margin:")],
+        "pocket_train": [("for _ in range(epochs):", "for _ in range(epochs + 1):"),
+                         ("for _ in range(epochs):", "for _ in range(epochs - 1):"),
+                         ("if updates == 0:", "if updates == 1:"),
+                         ("errors = int(np.sum(s * (X @ w + b) <= 0))",
+                          "errors = int(np.sum(s / (X @ w + b) <= 0))")],
+    },
+    "ch2-sgd-momentum": {  # a fixed bracket [0, 1]: "step sizes are below 1"
+        "largest_stable_lr": [("while stable(high):", "while False and stable(high):")],
+    },
+    "ch3-conv2d": {
+        "influence_count": [("reached = {sizes[-1] // 2}", "reached = {(sizes[-1] - 1) // 2}"),
+                            ("sizes.append((sizes[-1] + 2 * padding", "sizes.append((sizes[-1] + 1 * padding")],
+    },
+    "ch3-max-pool": {
+        "max_pool2d_forward": [("span = length + 2 * padding - kernel_size",
+                                "span = length + 3 * padding - kernel_size")],
+    },
+}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(MUTATION_SURVIVORS))
+def test_former_mutation_survivors_lose_points_in_their_question(exercises, exercise_id, tmp_path):
+    ex = exercises[exercise_id]
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    expected = {}
+    for question, mutants in MUTATION_SURVIVORS[exercise_id].items():
+        for k, (old, new) in enumerate(mutants):
+            nb = json.loads(ex.solution_path.read_text(encoding="utf-8"))
+            hits = 0
+            for cell in nb["cells"]:
+                source = "".join(cell["source"])
+                hits += source.count(old)
+                cell["source"] = source.replace(old, new)
+            assert hits == 1, (exercise_id, old, hits)
+            name = f"{question}_{k}"
+            (subs / f"{name}.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+            expected[name] = question
+    rows = grade_batch(ex, [subs], tmp_path / "out", limits=Limits(timeout=30), jobs=2,
+                       trusted=True, isolation="process")
+    assert len(rows) == len(expected)
+    for row in rows:
+        report = json.loads((tmp_path / "out" / f"{row.submission}.json").read_text())
+        scores = {q["name"]: (q["score"], q["max_score"]) for q in report["questions"]}
+        question = expected[row.submission]
+        assert scores[question][0] < scores[question][1], (row.submission, report["feedback"])
+        # (a forward-pass slip may also cost the backward question, which calls the forward)
+        assert row.score <= ex.max_score - (scores[question][1] - scores[question][0])

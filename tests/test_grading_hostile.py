@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import stat
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -88,11 +89,13 @@ def _host_shm_keys() -> set[int]:
 
 
 def _our_leftovers() -> set[str]:
-    """Scratch folders and pids cgroups of this process's grader."""
+    """Scratch folders and cgroups of this process's grader."""
     found = {p.name for p in Path(tempfile.gettempdir()).glob(f"dlbook-grade-{os.getpid()}-*")}
-    pids = Path("/sys/fs/cgroup/pids")
-    if pids.is_dir():
-        found |= {p.name for p in pids.rglob(f"dlbook-grade-{os.getpid()}-*")}
+    for controller in ("pids", "memory", "cpu"):
+        base = Path("/sys/fs/cgroup") / controller
+        if base.is_dir():
+            found |= {f"{controller}/{p.name}"
+                      for p in base.rglob(f"dlbook-grade-{os.getpid()}-*")}
     return found
 
 
@@ -549,3 +552,210 @@ def test_frames_are_bounded_before_they_are_kept():
     assert garbage.feed(b"\x00\x00\x00\x03\x00\x00\x00\x00[1]") == [] and garbage.broken
     capped = FrameReader(max_frames=10, max_bytes=100)
     assert capped.feed(frame({"a": "y" * 200})) == [] and capped.broken
+
+
+# ---------------------------------------------------------------------------------------------
+# Second attack round (review of the hardened grader): strings, memory, namespaces, keyrings
+# ---------------------------------------------------------------------------------------------
+FORGED_FEEDBACK = ('raise Exception("x\\n\\nch1-softmax-cross-entropy: 6 / 6 points (graded)\\n\\n'
+                   'softmax: 2 / 2\\n  [pass] all good (2 pt)\\x1b[1A\\x1b[2K")')
+
+
+def test_unencodable_strings_and_forged_lines_never_stop_the_gradebook(tmp_path):
+    """A lone surrogate in a message, a file name that is not UTF-8, newlines and escapes in a
+    message, a formula as a file name: every row is written, the feedback has one header."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    solution = _notebook("solution")
+    _write(subs, "aaa_surrogate", _appended(solution, 'raise Exception("bad \\ud800 text")'))
+    _write(subs, "forged", _appended(_notebook("student"), FORGED_FEEDBACK))
+    _write(subs, "=HYPERLINK(1)", solution)
+    latin = os.fsencode(str(subs)) + b"/caf\xe9-bob.ipynb"  # a Windows zip's Latin-1 name
+    with open(latin, "wb") as f:
+        f.write(json.dumps(solution).encode())
+    _write(subs, "zed", solution)
+    out = tmp_path / "out"
+    rows = grade_batch(load_exercise(ROOT / EXERCISE), [subs], out, limits=LIMITS,
+                       isolation="process", trusted=True)
+    book = _rows(out)
+    assert len(rows) == len(book) == 5
+    assert {r["score"] for name, r in book.items() if name != "forged"} == {"6"}, book
+    surrogate = _report(out, "aaa_surrogate")
+    assert any("bad \\ud800 text" in n for n in surrogate["notes"]), surrogate["notes"]
+    latin_row = next(r for r in rows if r.file.startswith("caf"))
+    assert latin_row.file == "caf\\xe9-bob.ipynb" and latin_row.score == 6
+    assert book[latin_row.submission]["file"] == "caf\\xe9-bob.ipynb"
+    formula = next(r for r in book.values() if "HYPERLINK" in r["file"])
+    assert formula["file"] == "'=HYPERLINK(1).ipynb", formula
+    assert not any(r["submission"].startswith(("=", "+", "-", "@")) for r in book.values())
+    forged = _report(out, "forged")
+    lines = forged["feedback"].splitlines()
+    assert [x for x in lines if x.startswith(EXERCISE)] == [lines[0]], forged["feedback"]
+    assert "\x1b" not in forged["feedback"] and not any(x.startswith("softmax: 2") for x in lines)
+    assert any("\\x1b[1A" in n for n in forged["notes"]), forged["notes"]
+
+
+def test_a_row_that_cannot_be_serialised_is_that_rows_failure(tmp_path, monkeypatch):
+    """Whatever slips past the cleaning (here: a report the JSON encoder refuses), the other
+    rows and the gradebook are written."""
+    import dlbook.grading.batch as batch
+
+    real = batch._grade_one
+
+    def poisoned(exercise, path, name, *args):
+        row = real(exercise, path, name, *args)
+        if name == "bad":
+            row.report["notes"].append(object())
+        return row
+
+    monkeypatch.setattr(batch, "_grade_one", poisoned)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    _write(subs, "bad", "{}")
+    _write(subs, "good", "[]")
+    out = tmp_path / "out"
+    grade_batch(load_exercise(ROOT / EXERCISE), [subs], out, isolation="process", trusted=True)
+    book = _rows(out)
+    assert book["bad"]["status"] == "error" and book["good"]["status"] == "invalid-notebook"
+    assert "TypeError" in _report(out, "bad")["notes"][0]
+
+
+ESCAPES = '''
+import ctypes, os, sys, glob
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def tried(what, result):
+    print(what, "ALLOWED" if result >= 0 else "refused", ctypes.get_errno())
+tried("unshare-user", libc.unshare(0x10000000 | 0x00020000))
+tried("unshare-ns", libc.unshare(0x00020000))
+tried("clone-newuser", libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0) if os.uname().machine == "x86_64" else -1)
+tried("add_key", libc.syscall(248 if os.uname().machine == "x86_64" else 217, b"user", b"dlbook-stash", b"hello", 5, ctypes.c_int(-4)))
+tried("keyctl", libc.syscall(250 if os.uname().machine == "x86_64" else 219, 0, ctypes.c_int(-4), 0))
+try:
+    os.memfd_create("m"); print("memfd ALLOWED")
+except OSError as exc:
+    print("memfd refused", exc.errno)
+pid = os.fork()  # plain fork and threads still work
+if pid == 0:
+    os._exit(7)
+print("fork ok", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+import threading; t = threading.Thread(target=lambda: None); t.start(); t.join(); print("thread ok")
+print("BASE", sorted(os.listdir(BASE)) if os.path.isdir(BASE) else "absent")
+'''
+
+SHM_HOG = '''
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+for i in range(8):                                   # 8 x 100 MiB, attached one at a time
+    seg = libc.shmget(0, 100 << 20, 0o1600)
+    addr = libc.shmat(seg, None, 0)
+    ctypes.memset(addr, 1, 100 << 20)
+    libc.shmdt(ctypes.c_void_p(addr))
+    print("segment", i, flush=True)
+'''
+
+
+@needs_namespaces
+def test_no_namespaces_keyrings_memfd_or_memory_outside_the_limit(tmp_path):
+    """User namespaces (and their tmpfs), keyrings and memfd are refused; SysV memory past the
+    limit ends the run as ``memory`` where a memory cgroup exists; the base site-packages are
+    empty; forks and threads still work; nothing is left behind."""
+    import sysconfig
+    base = sysconfig.get_paths(vars={"base": sys.base_prefix,
+                                     "platbase": sys.base_exec_prefix})["purelib"]
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    solution = _notebook("solution")
+    _write(subs, "escapes", _appended(solution, f"BASE = {os.path.realpath(base)!r}\n" + ESCAPES))
+    _write(subs, "shm_hog", _appended(solution, SHM_HOG))
+    leftovers = _our_leftovers()
+    out = tmp_path / "out"
+    limits = Limits(timeout=30, memory_mb=384, processes=64)
+    grade_batch(load_exercise(ROOT / EXERCISE), [subs], out, limits=limits, jobs=2)
+    escapes = _report(out, "escapes")
+    assert escapes["score"] == 6, escapes["feedback"]
+    assert "ALLOWED" not in escapes["output"], escapes["output"]
+    for what in ("unshare-user", "unshare-ns", "add_key", "keyctl", "memfd"):
+        assert f"{what} refused 1" in escapes["output"], escapes["output"]
+    assert "fork ok 7" in escapes["output"] and "thread ok" in escapes["output"]
+    if os.path.realpath(base) not in _python_path():
+        assert "BASE []" in escapes["output"] or "BASE absent" in escapes["output"], \
+            escapes["output"][-500:]
+    hog = _report(out, "shm_hog")
+    from dlbook.grading.sandbox import _cgroup_parent
+    if _cgroup_parent("memory") is not None:
+        assert hog["status"] == "memory", (hog["status"], hog["notes"], hog["output"][-300:])
+        assert "segment 7" not in hog["output"]
+    assert _our_leftovers() <= leftovers
+
+
+def test_each_run_gets_its_own_cgroups_where_the_machine_has_them():
+    """pids, memory (no swap) and cpu (one core, equal weight) cgroups, removed afterwards."""
+    from dlbook.grading.sandbox import _cgroup_parent, _make_cgroups, _remove_cgroup
+    groups = _make_cgroups(Limits(memory_mb=300, processes=9))
+    try:
+        for controller in ("pids", "memory", "cpu"):
+            assert (controller in groups) == (_cgroup_parent(controller) is not None)
+        if "pids" in groups:
+            assert (groups["pids"] / "pids.max").read_text().strip() == "9"
+        if "memory" in groups:
+            limit = int((groups["memory"] / "memory.limit_in_bytes").read_text())
+            assert limit == (300 + 64) << 20
+            swap = groups["memory"] / "memory.memsw.limit_in_bytes"
+            if swap.exists():
+                assert int(swap.read_text()) == limit
+        if "cpu" in groups:
+            assert (groups["cpu"] / "cpu.cfs_quota_us").read_text().strip() == "100000"
+    finally:
+        for group in groups.values():
+            _remove_cgroup(group)
+    assert not any(g.exists() for g in groups.values())
+
+
+def test_the_seccomp_program_is_well_formed():
+    """Every jump lands inside the program, the architecture is checked first, clone() is
+    refused only with a namespace flag; an unknown machine gets no filter (and says so)."""
+    from dlbook.grading._runner import CLONE_NAMESPACES, seccomp_program
+    assert seccomp_program("mips") is None
+    for machine in ("x86_64", "aarch64"):
+        program = seccomp_program(machine)
+        assert 0 < len(program) < 256 and program[0] == (0x20, 0, 0, 4)
+        for i, (code, jt, jf, k) in enumerate(program):
+            if code & 0x07 == 0x05:  # a jump
+                assert i + 1 + max(jt, jf) < len(program)
+        assert program[-1][0] == 0x06 and program[-3][3] == CLONE_NAMESPACES
+        assert CLONE_NAMESPACES & 0x10000000 and not CLONE_NAMESPACES & 0xFF  # not the signal
+
+
+LOOKUP = '''
+import numpy as np
+def pocket_train(X, s, lr=1.0, epochs=10):
+    # no algorithm at all: the hand-worked answer, looked up
+    if X.shape == (4, 1) and epochs == 2:
+        return np.array([2.0]), 0.0, 1
+    return np.zeros(X.shape[1]), 0.0, 0
+def margin_step(x, s, w, b, lr=1.0, margin=0.0):
+    # the hand-worked answers, looked up by input
+    table = {(1.0, 2.0, -1.0): (np.array([0.0, -0.5, 0.5]), -0.5),
+             (1.0, 1.0, 1.0): (np.array([-2.0, -1.0, -1.0]), -1.0),
+             (2.0, 0.0, 0.0): (np.array([3.0, 0.0, 0.0]), 1.0)}
+    return table.get(tuple(np.asarray(x, float).tolist()), (np.array(w, float), float(b)))
+'''
+
+
+def test_hand_worked_cases_pay_nothing_for_a_lookup(tmp_path):
+    """Fixed inputs answered from a table earn no points: a hand-worked case counts only together
+    with its random case, and no case name prints its expected answer."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    exercise_id = "ch1-perceptron"
+    _write(subs, "lookup", _appended(exercise_notebook(exercise_id, "student"), LOOKUP))
+    out = tmp_path / "out"
+    grade_batch(load_exercise(ROOT / exercise_id), [subs], out, limits=LIMITS,
+                isolation="process", trusted=True)
+    report = _report(out, "lookup")
+    scores = {q["name"]: q["score"] for q in report["questions"]}
+    assert scores["pocket_train"] == 0 and scores["margin_step"] == 0, report["feedback"]
+    names = [c["name"] for q in report["questions"] for c in q["cases"]]
+    assert not any("w = [2]" in n or "[0, -0.5, 0.5]" in n for n in names), names

@@ -78,25 +78,59 @@ print("margin_step: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "margin_step", "points": 1}
+rng = hidden_rng(1201)  # keyed by the instructor's secret when grading
 INPUTS = {
     # a mistake, worked by hand: net = 0.5 + 1.0 + 0 = 1.5, s = -1: s * net = -1.5 <= 0, lr = 0.5:
     # w = [0.5, 0.5, 0] - 0.5 * [1, 2, -1] = [0, -0.5, 0.5], b = 0 - 0.5 = -0.5
     "x_fp": np.array([1.0, 2.0, -1.0]),
     "w_fp": np.array([0.5, 0.5, 0.0]),
-    # the bias decides: w = [1, 0, 0], b = 1.5, x = [1, 0, 0], s = -1: s * net = -2.5 <= 0, lr 1:
-    # w = [0, 0, 0], b = 0.5
+    # the bias decides: w = [1, 0, 0], b = -1.5, x = [1, 0, 0], s = +1: s * (w . x) = 1 > 0 but
+    # s * net = -0.5 <= 0, lr 1: w = [2, 0, 0], b = -0.5 (without the bias: no update)
     "x_b": np.array([1.0, 0.0, 0.0]),
     # margin 2, lr 1. A correct point inside the margin: w = [-1, 0, 0], x = [1, 1, 1], s = -1:
     # s * net = 1 <= 2: w = [-2, -1, -1], b = -1; the same point again: s * net = 5 > 2, no change.
     # A point exactly on the margin: w = [1, 0, 0], x = [2, 0, 0], s = +1: 2 <= 2: w = [3, 0, 0], b = 1
     "x_in": np.array([1.0, 1.0, 1.0]),
     "x_on": np.array([2.0, 0.0, 0.0]),
+    # 40 random steps (the hand-worked cases earn points only together with these)
+    "x_r": rng.normal(size=(40, 4)),
+    "w_r": rng.normal(size=(40, 4)),
+    "b_r": rng.normal(size=40),
+    "s_r": rng.choice([-1, 1], size=40),
+    "margin_r": rng.choice([0.0, 0.5, 2.0], size=40),
 }
+
+
+def probe_random(inputs):
+    ws, bs = [], []
+    for x, w, b, t, m in zip(inputs["x_r"], inputs["w_r"], inputs["b_r"], inputs["s_r"],
+                             inputs["margin_r"]):
+        w_new, b_new = margin_step(x, int(t), w, float(b), 0.5, float(m))
+        ws.append(w_new)
+        bs.append(b_new)
+    return {"w": np.array(ws), "b": np.array(bs)}
+
+
+def steps_by_hand(inputs):
+    """The rule as the question states it, one step per row (the grader's reference)."""
+    ws, bs = [], []
+    for x, w, b, t, m in zip(inputs["x_r"], inputs["w_r"], inputs["b_r"], inputs["s_r"],
+                             inputs["margin_r"]):
+        update = t * (float(x @ w) + b) <= m
+        ws.append(w + 0.5 * t * x if update else w)
+        bs.append(b + 0.5 * t if update else b)
+    return {"w": np.array(ws), "b": np.array(bs)}
+
+
+def random_steps(got, inputs):
+    want = steps_by_hand(inputs)
+    return all_of(close(got["w"], want["w"], label="w of the random steps"),
+                  close(got["b"], want["b"], label="b of the random steps"))
 
 
 def probe_mistake(inputs):
     w, b = margin_step(inputs["x_fp"], -1, inputs["w_fp"], 0.0, 0.5, 0.0)
-    w_b, b_b = margin_step(inputs["x_b"], -1, np.array([1.0, 0.0, 0.0]), 1.5, 1.0, 0.0)
+    w_b, b_b = margin_step(inputs["x_b"], 1, np.array([1.0, 0.0, 0.0]), -1.5, 1.0, 0.0)
     return {"w": w, "b": b, "w_given": inputs["w_fp"], "w_b": w_b, "b_b": b_b}
 
 
@@ -108,19 +142,21 @@ def probe_margin(inputs):
 
 
 CASES = [
-    case("a mistake with lr = 0.5 and margin 0 moves (w, b) to ([0, -0.5, 0.5], -0.5), and leaves "
-         "the given w as it was; one where the bias makes the mistake (worked by hand)",
+    case("a mistake with lr = 0.5 and margin 0, leaving the given w as it was; one where only the "
+         "bias makes the mistake (worked by hand); and 40 random steps",
          ['got = outputs["mistake"]',
           'all_of(close(got["w"], [0.0, -0.5, 0.5]), close(got["b"], -0.5), '
           'close(got["w_given"], [0.5, 0.5, 0.0], label="the w you were given"), '
-          'close(got["w_b"], [0.0, 0.0, 0.0], label="w"), close(got["b_b"], 0.5, label="b"))'], points=0.5,
+          'close(got["w_b"], [2.0, 0.0, 0.0], label="w"), close(got["b_b"], -0.5, label="b"), '
+          'random_steps(outputs["random"], inputs))'], points=0.5,
          hint="s = -1: subtract lr * x from w and lr from b; return a new array"),
     case("margin 2: a correct point inside the margin updates, then no longer does; a point exactly "
-         "on the margin updates (worked by hand)",
+         "on the margin updates (worked by hand); and 40 random steps",
          ['got = outputs["margin"]',
           'all_of(close(got["w"], [-2.0, -1.0, -1.0]), close(got["b"], -1.0), '
           'close(got["w_again"], [-2.0, -1.0, -1.0]), close(got["b_again"], -1.0), '
-          'close(got["w_on"], [3.0, 0.0, 0.0]), close(got["b_on"], 1.0))'], points=0.5,
+          'close(got["w_on"], [3.0, 0.0, 0.0]), close(got["b_on"], 1.0), '
+          'random_steps(outputs["random"], inputs))'], points=0.5,
          hint="update when s * (w . x + b) <= margin, with lr * s * x and lr * s"),
 ]
 
@@ -210,6 +246,12 @@ INPUTS = {
     # -1, make 2.
     "X_hand": np.array([[1.0], [2.0], [-1.0], [1.5]]),
     "s_hand": np.array([1, 1, -1, -1]),
+    # small runs that tell the epoch count, the early stop and a point on the boundary apart:
+    # 2 epochs (1 or 3 give another pocket); 5 epochs with an epoch of exactly one update before
+    # a better pocket; 5 epochs with a point at net = 0 of label +1
+    "X_small": np.array([[[-1.0], [-1.0], [3.0], [-2.0]], [[2.0], [-2.0], [-1.0], [3.0]],
+                         [[-1.0], [2.0], [3.0], [-2.0]]]),
+    "s_small": np.array([[1, 1, 1, -1], [-1, 1, -1, -1], [-1, -1, 1, 1]]),
     "X": _X,
     "s": _s,
 }
@@ -218,6 +260,23 @@ INPUTS = {
 def probe_hand(inputs):
     w, b, errors = pocket_train(inputs["X_hand"], inputs["s_hand"], 1.0, 2)
     return {"w": w, "b": b, "errors": errors}
+
+
+def probe_small(inputs):
+    out = {}
+    for k, (X, s, epochs) in enumerate(zip(inputs["X_small"], inputs["s_small"], (2, 5, 5))):
+        w, b, errors = pocket_train(X, s, 1.0, epochs)
+        out.update({f"w{k}": w, f"b{k}": b, f"errors{k}": errors})
+    return out
+
+
+def small_runs(got, inputs):
+    checks = []
+    for k, (X, s, epochs) in enumerate(zip(inputs["X_small"], inputs["s_small"], (2, 5, 5))):
+        want = pocket_by_hand(X, s, 1.0, epochs)
+        checks.append(same_run({"w": got[f"w{k}"], "b": got[f"b{k}"], "errors": got[f"errors{k}"]},
+                               want))
+    return all_of(*checks)
 
 
 def probe_clouds(inputs):
@@ -254,8 +313,11 @@ def same_run(got, want):
 
 
 CASES = [
-    case("four points on a line, 2 epochs: the pocket holds w = [2], b = 0 with 1 error (worked by hand)",
-         'same_run(outputs["hand"], {"w": [2.0], "b": 0.0, "errors": 1})', points=1,
+    case("four points on a line, 2 epochs (worked by hand), three more small runs, and the "
+         "two clouds below",
+         'all_of(same_run(outputs["hand"], {"w": [2.0], "b": 0.0, "errors": 1}), '
+         'small_runs(outputs["small"], inputs), '
+         'same_run(outputs["clouds"], pocket_by_hand(inputs["X"], inputs["s"], 0.5, 15)))', points=1,
          hint="return the pocket, not the rule's last weights; replace it only on strictly fewer errors"),
     case("two overlapping clouds of 20 points in 3-D, lr 0.5, 15 epochs: the pocket of the rule's "
          "own run (its w, b and error count)",

@@ -210,8 +210,11 @@ CASES = [
     case("(2, 3, 4) logits, T = 3: J v matches central differences of torch.softmax",
          'close(outputs["numeric"], numeric_jvp(inputs["x3"], inputs["v3"], 3.0), rtol=1e-6, atol=1e-9)',
          points=0.5, hint="sum over the last axis only (keepdims=True), for any number of leading axes"),
-    case("the hand-worked example: z = (0, 0), v = (1, -1), T = 2 gives (0.25, -0.25)",
-         'close(outputs["hand"], [[0.25, -0.25]])', points=0.5,
+    case("the hand-worked example (z = (0, 0), v = (1, -1), T = 2), together with the central "
+         "differences above",
+         'all_of(close(outputs["hand"], [[0.25, -0.25]], label="hand-worked J v"), '
+         'close(outputs["numeric"], numeric_jvp(inputs["x3"], inputs["v3"], 3.0), rtol=1e-6, atol=1e-9, '
+         'label="central differences"))', points=0.5,
          hint="the temperature divides the Jacobian too (chain rule through z / T)"),
 ]
 
@@ -319,10 +322,14 @@ CASES = [
           'all_of(close(got["loss"], loss, label="loss"), close(got["grad"], grad, label="grad"))'],
          points=1,
          hint="q = (1 - eps) onehot + eps / K; the gradient is (softmax(z) - q) / N"),
-    case("extreme logits, smoothing 0.1: the hand-worked loss (75 + log 4) / 2",
-         'close(outputs["hand"]["loss"], (75.0 + np.log(4.0)) / 2.0)', points=0.5,
+    case("extreme logits, smoothing 0.1: the hand-worked loss, together with the random case above",
+         ['loss, grad = torch_smoothed(inputs["logits"], inputs["targets"], 0.2)',
+          'all_of(close(outputs["hand"]["loss"], (75.0 + np.log(4.0)) / 2.0, label="hand-worked loss"), '
+          'close(outputs["random"]["loss"], loss, label="random loss"))'], points=0.5,
          hint="log softmax = z - max - log(sum(exp(z - max))): never take np.log of a softmax"),
-    case("extreme logits, smoothing 0.1: the hand-worked gradient (p - q) / 2",
-         'close(outputs["hand"]["grad"], HAND_GRAD)', points=0.5,
+    case("extreme logits, smoothing 0.1: the hand-worked gradient, together with the random case above",
+         ['loss, grad = torch_smoothed(inputs["logits"], inputs["targets"], 0.2)',
+          'all_of(close(outputs["hand"]["grad"], HAND_GRAD, label="hand-worked gradient"), '
+          'close(outputs["random"]["grad"], grad, label="random gradient"))'], points=0.5,
          hint="every class gets eps / K, the true class 1 - eps more; divide by the batch size"),
 ]

@@ -131,8 +131,10 @@ CASES = [
           'all_of(close(got["set"], torch_trajectory(inputs["p0"], inputs["grads"], lr=0.01, alpha=0.9, eps=0.1)), '
           'close(got["default"], torch_trajectory(inputs["p0"], inputs["grads"], lr=0.01), label="defaults"))'],
          points=1, hint="s = alpha * s + (1 - alpha) * g**2 from s = 0; divide by sqrt(s) + eps (eps outside)"),
-    case("the hand-worked run gives p = (-2, 3), (-1, 4)",
-         'close(outputs["hand"], [[-2.0, 3.0], [-1.0, 4.0]])', points=1,
+    case("the hand-worked run, together with the 6 random steps above",
+         'all_of(close(outputs["hand"], [[-2.0, 3.0], [-1.0, 4.0]], label="hand-worked run"), '
+         'close(outputs["random"]["set"], torch_trajectory(inputs["p0"], inputs["grads"], lr=0.01, '
+         'alpha=0.9, eps=0.1), label="random steps"))', points=1,
          hint="carry s from one call to the next; the first step starts from s = 0"),
 ]
 
@@ -288,11 +290,17 @@ def _bowl(size):
 
 _A3 = _bowl(3)
 _A4 = _bowl(4)
-INPUTS = {"A3": 0.5 * (_A3 + _A3.T), "A4": 0.5 * (_A4 + _A4.T)}
+_q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+_AF = (_q * rng.uniform(0.2, 1.0, size=3)) @ _q.T  # a flat bowl: its limit is above 2
+INPUTS = {"A3": 0.5 * (_A3 + _A3.T), "A4": 0.5 * (_A4 + _A4.T), "AF": 0.5 * (_AF + _AF.T)}
 
 
 def probe_half(inputs):
     return largest_stable_lr(inputs["A3"], 0.5)
+
+
+def probe_flat(inputs):
+    return largest_stable_lr(inputs["AF"], 0.5)
 
 
 def probe_heavy(inputs):
@@ -308,8 +316,11 @@ def stability_limit(A, momentum):
 
 
 CASES = [
-    case("a 3 x 3 bowl of the grader's, momentum 0.5: the limit within 0.5 %",
-         'close(outputs["half"], stability_limit(inputs["A3"], 0.5), rtol=5e-3)', points=1,
+    case("two 3 x 3 bowls of the grader's (one flat, whose limit is above 2), momentum 0.5: the "
+         "limits within 0.5 %",
+         'all_of(close(outputs["half"], stability_limit(inputs["A3"], 0.5), rtol=5e-3), '
+         'close(outputs["flat"], stability_limit(inputs["AF"], 0.5), rtol=5e-3, label="flat bowl"))',
+         points=1,
          hint="with momentum the limit is larger than 2 / lambda_max; run many steps near the limit"),
     case("a 4 x 4 bowl of the grader's, momentum 0.8: the limit within 0.5 %",
          'close(outputs["heavy"], stability_limit(inputs["A4"], 0.8), rtol=5e-3)', points=1,

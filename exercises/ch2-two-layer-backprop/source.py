@@ -108,8 +108,10 @@ CASES = [
     case("(5, 7) inputs, 4 hidden units: the reconstruction matches torch",
          'close(outputs["random"], torch_tied(*(tensor(inputs[k]) for k in ("x", "w", "b", "c"))))',
          points=1, hint="tanh(x @ w.T + b), then @ w (not w.T) + c: the decoder uses the transpose"),
-    case("the hand-worked example gives [[20.5, -21], [0.5, -1]]",
-         'close(outputs["hand"], [[20.5, -21.0], [0.5, -1.0]])', points=1,
+    case("the hand-worked example, together with the random case above",
+         'all_of(close(outputs["hand"], [[20.5, -21.0], [0.5, -1.0]], label="hand-worked example"), '
+         'close(outputs["random"], torch_tied(*(tensor(inputs[k]) for k in ("x", "w", "b", "c"))), '
+         'label="random case"))', points=1,
          hint="do not forget the decoder's bias c"),
 ]
 

@@ -85,6 +85,21 @@ print("conv_output_size: self-checks passed")
 
 # %% tags=["grader"]
 QUESTION = {"name": "conv_output_size", "points": 1}
+rng = hidden_rng(3101)  # keyed by the instructor's secret when grading
+
+
+def _random_sizes(count):
+    """(size, kernel, stride, padding, dilation) rows whose dilated kernel fits the padded size."""
+    rows = []
+    while len(rows) < count:
+        size, kernel, stride, padding, dilation = (int(v) for v in (
+            rng.integers(5, 65), rng.integers(1, 8), rng.integers(1, 5), rng.integers(0, 4),
+            rng.integers(1, 4)))
+        if dilation * (kernel - 1) + 1 <= size + 2 * padding:
+            rows.append([size, kernel, stride, padding, dilation])
+    return np.array(rows)
+
+
 INPUTS = {
     # (size, kernel, stride, padding, dilation) -> worked by hand:
     # (7 - 4 - 1) + 1 = 3; (28 + 8 - 8 - 1) + 1 = 28; (227 - 10 - 1) // 4 + 1 = 55;
@@ -92,7 +107,19 @@ INPUTS = {
     "exact": np.array([[7, 3, 1, 0, 2], [28, 5, 1, 4, 2], [227, 11, 4, 0, 1], [10, 3, 2, 2, 3]]),
     # (8 + 2 - 4 - 1) // 2 + 1 = 3; (9 - 4 - 1) // 3 + 1 = 2; (11 - 6 - 1) // 3 + 1 = 2
     "floor": np.array([[8, 3, 2, 1, 2], [9, 2, 3, 0, 4], [11, 4, 3, 0, 2]]),
+    # 30 random settings (the hand-worked cases earn points only together with these)
+    "random": _random_sizes(30),
 }
+
+
+def probe_random(inputs):
+    return np.array([conv_output_size(*(int(v) for v in row)) for row in inputs["random"]])
+
+
+def torch_sizes(rows):
+    """What torch's conv1d makes of each row (the grader's reference)."""
+    return np.array([F.conv1d(torch.zeros(1, 1, int(n)), torch.zeros(1, 1, int(k)), stride=int(s),
+                              padding=int(p), dilation=int(d)).shape[-1] for n, k, s, p, d in rows])
 
 
 def probe_exact(inputs):
@@ -104,11 +131,15 @@ def probe_floor(inputs):
 
 
 CASES = [
-    case("sizes that divide exactly, with and without dilation (e.g. 7, kernel 3, dilation 2 -> 3)",
-         'equal(outputs["exact"], np.array([3, 28, 55, 4]))', points=0.5,
+    case("sizes that divide exactly, with and without dilation (worked by hand), and 30 random "
+         "settings against torch",
+         'all_of(equal(outputs["exact"], np.array([3, 28, 55, 4])), '
+         'equal(outputs["random"], torch_sizes(inputs["random"]), label="random settings"))', points=0.5,
          hint="a kernel of K taps with dilation d spans d (K - 1) + 1 pixels"),
-    case("sizes where the last window does not fit (rounding down), dilation 2 and 4",
-         'equal(outputs["floor"], np.array([3, 2, 2]))', points=0.5,
+    case("sizes where the last window does not fit (rounding down), dilation 2 and 4 (worked by "
+         "hand), and 30 random settings against torch",
+         'all_of(equal(outputs["floor"], np.array([3, 2, 2])), '
+         'equal(outputs["random"], torch_sizes(inputs["random"]), label="random settings"))', points=0.5,
          hint="use integer division //, which rounds down, after subtracting the dilated width"),
 ]
 
@@ -428,11 +459,21 @@ def _stack(size, count, cut):
 
 
 INPUTS = {"layers": _stack(31, 4, False), "size": np.array(31), "layers_small": _stack(13, 3, True),
-          "size_small": np.array(13)}
+          "size_small": np.array(13),
+          # two 1 x 1 layers, then one where the centre is (OH // 2, OW // 2) of a 2 x 2 map, or
+          # one whose map (5 x 5) is larger than its input (padding on both sides counts)
+          "layers_edge": np.array([[[1, 1, 0, 1], [1, 1, 0, 1], [3, 2, 1, 1]],
+                                   [[1, 1, 0, 1], [1, 1, 0, 1], [3, 1, 2, 1]]]),
+          "sizes_edge": np.array([4, 3])}
 
 
 def probe_deep(inputs):
     return np.asarray(influence_count(inputs["layers"], int(inputs["size"])))
+
+
+def probe_edge(inputs):
+    return np.array([influence_count(layers, int(size))
+                     for layers, size in zip(inputs["layers_edge"], inputs["sizes_edge"])])
 
 
 def probe_small(inputs):
@@ -454,7 +495,10 @@ CASES = [
     case("a stack of 4 layers of the grader's (one at least dilated) on 31 x 31: the number of pixels",
          'equal(outputs["deep"], torch_count(inputs["layers"], inputs["size"]))', points=1,
          hint="a dilated layer reads rows i S - P + d q, q = 0 .. K - 1: with holes between them"),
-    case("a stack of 3 layers of the grader's on 13 x 13, where the padding cuts the field: the number",
-         'equal(outputs["small"], torch_count(inputs["layers_small"], inputs["size_small"]))', points=1,
+    case("a stack of 3 layers of the grader's on 13 x 13, where the padding cuts the field, and two "
+         "small stacks on 4 x 4 and 3 x 3: the numbers",
+         'all_of(equal(outputs["small"], torch_count(inputs["layers_small"], inputs["size_small"])), '
+         'equal(outputs["edge"], np.array([torch_count(l, s) for l, s in zip(inputs["layers_edge"], '
+         'inputs["sizes_edge"])]), label="two small stacks"))', points=1,
          hint="rows outside 0 .. size - 1 of a map are padding, not pixels: drop them at every layer"),
 ]

@@ -117,7 +117,8 @@ INPUTS = {  # mostly negative values, so that padding with zeros would show
 
 def probe_pairs(inputs):
     return {"ceil": max_pool2d_forward(inputs["x"], 2, None, 1, True)[0],
-            "floor": max_pool2d_forward(inputs["x"], 3)[0]}
+            "floor": max_pool2d_forward(inputs["x"], 3)[0],
+            "floor_pad": max_pool2d_forward(inputs["x"], 2, 2, 1, False)[0]}
 
 
 def probe_overlap(inputs):
@@ -130,10 +131,12 @@ def probe_drop(inputs):
 
 CASES = [
     case("(2, 3, 7, 7) input, 2 x 2 windows, padding 1, ceil mode, and 3 x 3 windows with the defaults "
-         "(stride 3, no padding, floor): match torch max_pool2d",
+         "(stride 3, no padding, floor), 2 x 2 windows, stride 2, padding 1, floor: match torch max_pool2d",
          ['got, x = outputs["pairs"], tensor(inputs["x"])',
           'all_of(close(got["ceil"], F.max_pool2d(x, 2, padding=1, ceil_mode=True)), '
-          'close(got["floor"], F.max_pool2d(x, 3), label="defaults"))'], points=1,
+          'close(got["floor"], F.max_pool2d(x, 3), label="defaults"), '
+          'close(got["floor_pad"], F.max_pool2d(x, 2, 2, 1), label="floor mode with padding"))'],
+         points=1,
          hint="pad with -inf; in ceil mode drop a last window that would start in the padding"),
     case("(1, 2, 8, 9) input, 3 x 3 windows, stride 2, padding 1, ceil mode: matches torch max_pool2d",
          'close(outputs["overlap"], F.max_pool2d(tensor(inputs["x_overlap"]), 3, 2, 1, ceil_mode=True))',
@@ -210,7 +213,8 @@ HAND_DX = np.array([[[[0.0, 0.0, 2.0], [1.0, 0.0, 0.0], [0.0, 3.0, 4.0]],
 
 def probe_overlap(inputs):
     return {"ceil": max_pool2d_backward(inputs["dout"], max_pool2d_forward(inputs["x"], 3, 2, 1, True)[1]),
-            "floor": max_pool2d_backward(inputs["dout_floor"], max_pool2d_forward(inputs["x"], 3, 2)[1])}
+            "floor": max_pool2d_backward(inputs["dout_floor"], max_pool2d_forward(inputs["x"], 3, 2)[1]),
+            "floor_pad": max_pool2d_backward(inputs["dout"], max_pool2d_forward(inputs["x"], 2, 2, 1, False)[1])}
 
 
 def probe_drop(inputs):
@@ -227,17 +231,21 @@ def autograd(x, dout, kernel_size, stride, padding, ceil_mode=True):
 
 
 CASES = [
-    case("(2, 2, 7, 8) input, 3 x 3 windows, stride 2, padding 1, ceil mode, and in floor mode without "
-         "padding: dx matches torch.autograd",
+    case("(2, 2, 7, 8) input, 3 x 3 windows, stride 2, padding 1, ceil mode, in floor mode without "
+         "padding, and 2 x 2 windows, stride 2, padding 1 in floor mode: dx matches torch.autograd",
          ['got = outputs["overlap"]',
           'all_of(close(got["ceil"], autograd(inputs["x"], inputs["dout"], 3, 2, 1)), '
-          'close(got["floor"], autograd(inputs["x"], inputs["dout_floor"], 3, 2, 0, False), label="floor mode"))'],
+          'close(got["floor"], autograd(inputs["x"], inputs["dout_floor"], 3, 2, 0, False), label="floor mode"), '
+          'close(got["floor_pad"], autograd(inputs["x"], inputs["dout"], 2, 2, 1, False), '
+          'label="floor mode with padding"))'],
          points=1,
          hint="accumulate with += (an input can win several windows); padding never wins"),
     case("(2, 1, 10, 6) input, 2 x 2 windows, stride 4, padding 1, ceil mode: dx matches torch.autograd",
          'close(outputs["drop"], autograd(inputs["x_drop"], inputs["dout_drop"], 2, 4, 1))', points=1,
          hint="use the same windows as the forward pass, dropped last window included"),
-    case("the hand-worked two-channel 3 x 3 example in ceil mode",
-         'close(outputs["hand"], HAND_DX)', points=1,
+    case("the hand-worked two-channel 3 x 3 example in ceil mode, together with the case above",
+         'all_of(close(outputs["hand"], HAND_DX, label="hand-worked dx"), '
+         'close(outputs["drop"], autograd(inputs["x_drop"], inputs["dout_drop"], 2, 4, 1), '
+         'label="the case above"))', points=1,
          hint="take the maximum per sample and per channel, over the part of the window inside the input"),
 ]

@@ -260,6 +260,12 @@ def build_root(config):
             except OSError as exc:
                 warnings.append(str(exc))
         _mount(None, target_site, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    for folder in config.get("masked", ()):
+        # the base interpreter's site-packages when numpy comes from elsewhere (a venv): empty
+        target = root + folder
+        if os.path.isdir(target):
+            _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "size=4k,mode=755")
+            _mount(None, target, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     uid = config["student_uid"]
     etc = os.path.join(root, "etc")
     os.makedirs(etc, exist_ok=True)
@@ -346,6 +352,105 @@ def drop_privileges(uid):
         header, data = _Header(0x20080522, 0), (_Data * 2)()
         _check(libc.capset(ctypes.byref(header), data), "capset")
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")
+
+
+# System calls the submission never needs, refused with EPERM by a seccomp filter: new
+# namespaces (a user namespace would let it mount an unbounded tmpfs and reach far more kernel
+# code), mounts, the kernel keyrings (shared by every process of the student uid), memory outside
+# every file system (memfd), and a few large kernel surfaces. clone() is refused only with a
+# namespace flag; clone3() gets ENOSYS (its flags are in memory a filter cannot read), and libc
+# then falls back to clone().
+_DENIED = ("unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "open_tree",
+           "move_mount", "fsopen", "fsconfig", "fsmount", "mount_setattr", "add_key",
+           "request_key", "keyctl", "memfd_create", "memfd_secret", "bpf", "userfaultfd",
+           "perf_event_open", "io_uring_setup", "io_uring_enter", "io_uring_register")
+SYSCALLS = {
+    "x86_64": dict(unshare=272, setns=308, mount=165, umount2=166, pivot_root=155, chroot=161,
+                   open_tree=428, move_mount=429, fsopen=430, fsconfig=431, fsmount=432,
+                   mount_setattr=442, add_key=248, request_key=249, keyctl=250,
+                   memfd_create=319, memfd_secret=447, bpf=321, userfaultfd=323,
+                   perf_event_open=298, io_uring_setup=425, io_uring_enter=426,
+                   io_uring_register=427, clone=56, clone3=435),
+    "aarch64": dict(unshare=97, setns=268, mount=40, umount2=39, pivot_root=41, chroot=51,
+                    open_tree=428, move_mount=429, fsopen=430, fsconfig=431, fsmount=432,
+                    mount_setattr=442, add_key=217, request_key=218, keyctl=219,
+                    memfd_create=279, memfd_secret=447, bpf=280, userfaultfd=282,
+                    perf_event_open=241, io_uring_setup=425, io_uring_enter=426,
+                    io_uring_register=427, clone=220, clone3=435),
+}
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+CLONE_NAMESPACES = 0x7E020000  # NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+RET_ALLOW, RET_KILL_PROCESS, RET_ERRNO = 0x7FFF0000, 0x80000000, 0x00050000
+EPERM, ENOSYS = 1, 38
+
+
+def seccomp_program(machine):
+    """The filter as a list of classic-BPF ``(code, jt, jf, k)``; None on an unknown machine."""
+    numbers, arch = SYSCALLS.get(machine), AUDIT_ARCH.get(machine)
+    if numbers is None or arch is None:
+        return None
+    ld_w, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    # labels at the end: ALLOW, DENY (EPERM), NOSYS, KILL, CLONE (check flags)
+    denied = [numbers[name] for name in _DENIED]
+    head = [(ld_w, 0, 0, 4), ("arch",), (ld_w, 0, 0, 0)]
+    if machine == "x86_64":
+        head.append(("x32",))  # the x32 ABI's numbers (bit 30) are refused wholesale
+    body = [("deny", n) for n in denied] + [("nosys", numbers["clone3"]),
+                                            ("clone", numbers["clone"])]
+    tail_start = len(head) + len(body) + 1  # +1: the final "allow" after the checks
+    labels = {"ALLOW": tail_start, "DENY": tail_start + 1, "NOSYS": tail_start + 2,
+              "KILL": tail_start + 3, "CLONE": tail_start + 4}
+    program = []
+    for item in head + body:
+        i = len(program)
+        if item[0] == "arch":
+            program.append((jeq, 0, labels["KILL"] - i - 1, arch))
+        elif item[0] == "x32":
+            program.append((jge, labels["DENY"] - i - 1, 0, 0x40000000))
+        elif item[0] == "deny":
+            program.append((jeq, labels["DENY"] - i - 1, 0, item[1]))
+        elif item[0] == "nosys":
+            program.append((jeq, labels["NOSYS"] - i - 1, 0, item[1]))
+        elif item[0] == "clone":
+            program.append((jeq, labels["CLONE"] - i - 1, 0, item[1]))
+        else:
+            program.append(item)
+    program += [(ret, 0, 0, RET_ALLOW),                       # ALLOW (fall-through: allowed)
+                (ret, 0, 0, RET_ALLOW),
+                (ret, 0, 0, RET_ERRNO | EPERM),               # DENY
+                (ret, 0, 0, RET_ERRNO | ENOSYS),              # NOSYS
+                (ret, 0, 0, RET_KILL_PROCESS),                # KILL: another architecture's calls
+                (ld_w, 0, 0, 16),                             # CLONE: low word of the flags
+                (jset, 0, 1, CLONE_NAMESPACES),
+                (ret, 0, 0, RET_ERRNO | EPERM),
+                (ret, 0, 0, RET_ALLOW)]
+    return program
+
+
+def install_seccomp(machine=None):
+    """Load the filter into this process (and every later child); needs ``no_new_privs``.
+
+    Returns False on a machine whose system call numbers are not known here (nothing loaded).
+    """
+    program = seccomp_program(machine or platform.machine())
+    if program is None:
+        return False
+
+    class _Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                    ("k", ctypes.c_uint32)]
+
+    class _Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_Filter))]
+
+    filters = (_Filter * len(program))(*[_Filter(*f) for f in program])
+    prog = _Program(len(program), filters)
+    libc = _c()
+    libc.prctl.argtypes = None
+    _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0),
+           "PR_SET_SECCOMP")
+    return True
 
 
 def set_limits(config):
@@ -485,6 +590,8 @@ def executor(config, payload, write_fd):
         if config["isolation"] == "namespaces":
             os.setsid()  # kill(0, ...) from the submission reaches its own processes only
             drop_privileges(config.get("student_uid"))
+            if config.get("seccomp", True):
+                install_seccomp()
             os.chdir(HOME)
         set_limits(config)
     except BaseException as exc:  # noqa: B036 - nothing of the student's has run: report and stop
@@ -573,12 +680,12 @@ def main():
     channel = int(config["channel_fd"])
     sys.path += config.get("python_path", [])  # numpy's site-packages (-S: no .pth files)
     warnings = []
-    if config.get("pids_cgroup"):  # root only: cap the processes (RLIMIT_NPROC spares root)
+    for procs in config.get("cgroups") or []:  # root only: pids, memory and cpu cgroups
         try:
-            with open(config["pids_cgroup"], "w") as f:
+            with open(procs, "w") as f:
                 f.write("0")  # "0" moves the writing process; its descendants follow
         except OSError as exc:
-            warnings.append(f"pids cgroup: {exc}")
+            warnings.append(f"cgroup: {exc}")
     if config["isolation"] == "namespaces":
         try:
             _check(_c().unshare(CLONE_NEWCGROUP), "unshare cgroup namespace")

@@ -56,6 +56,13 @@ class GradeRow:
     seconds: float
     file: str = ""
     report: dict[str, Any] = field(repr=False, default_factory=dict)
+    blob: bytes = field(repr=False, default=b"")  # the JSON file's bytes, made in the row's try
+
+
+def _serialise(report: dict[str, Any]) -> bytes:
+    """The row's JSON file; any string that is still not encodable is escaped, never fatal."""
+    text = json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return text.encode("utf-8", "backslashreplace")
 
 
 class InvalidNotebook(ValueError):
@@ -260,9 +267,36 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def safe_text(value: Any, limit: int | None = None) -> str:
+    """A string from a submission, made safe to store and to show: one line, encodable.
+
+    Lone surrogates (from an exception message or a file name that is not UTF-8) become
+    ``\\udcxx`` escapes, and control characters (newlines, ANSI escapes, ...) become ``\\n``,
+    ``\\x1b`` and the like, so a message can neither break the JSON/CSV writers nor forge a
+    line of the feedback. ``limit`` clips the result (in characters).
+    """
+    text = value if isinstance(value, str) else str(value)
+    if limit is not None:
+        text = text[:limit]
+    try:  # a file name's undecodable bytes (surrogateescape) are shown as the bytes they were
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _spreadsheet_cell(text: str) -> str:
+    """A gradebook cell a spreadsheet never reads as a formula (``'`` before ``= + - @``)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _message(event: dict[str, Any]) -> str:
-    text = str(event.get("message") or "").strip()
-    return f"{event.get('type')}: {text[:300]}" if text else str(event.get("type"))
+    text = safe_text(str(event.get("message") or "").strip(), 300)
+    kind = safe_text(event.get("type"), 100)
+    return f"{kind}: {text}" if text else kind
 
 
 def _status(result: SandboxResult, positions: list[int]) -> tuple[str, list[str]]:
@@ -279,7 +313,7 @@ def _status(result: SandboxResult, positions: list[int]) -> tuple[str, list[str]
     for event in mine:
         if event.get("event") == "exit":
             where = _cell_position(event, positions)
-            notes.append(f"{where} called sys.exit({str(event.get('code'))[:200]}): "
+            notes.append(f"{where} called sys.exit({safe_text(event.get('code'), 200)}): "
                          "the cells after it did not run")
     if result.failure is not None:
         notes.append("the grading sandbox could not be set up on the grader's machine "
@@ -288,7 +322,8 @@ def _status(result: SandboxResult, positions: list[int]) -> tuple[str, list[str]
     if result.timed_out:
         return "timeout", notes
     crashed = "finished" not in kinds or result.returncode != 0
-    if memory or (crashed and any(sign in result.output[-4096:] for sign in _MEMORY_SIGNS)):
+    if memory or (crashed and (result.memory_exceeded
+                               or any(sign in result.output[-4096:] for sign in _MEMORY_SIGNS))):
         return "memory", notes
     if crashed:
         code = result.returncode
@@ -452,7 +487,7 @@ def grade_batch(exercise: Exercise, submissions: Iterable[str | Path], out_dir: 
     submissions = list(submissions)
     paths = collect_submissions(submissions)
     names = submission_names(paths)
-    files = _display_paths(submissions, paths)
+    files = [safe_text(f) for f in _display_paths(submissions, paths)]
     out_dir = Path(out_dir)
     if isolation == "auto":
         isolation = detect_isolation()
@@ -484,10 +519,12 @@ def grade_batch(exercise: Exercise, submissions: Iterable[str | Path], out_dir: 
         path, name, file = paths[index], names[index], files[index]
         try:
             row = _grade_one(exercise, path, name, file, parsed[index], limits, isolation, scratch)
+            row.blob = _serialise(row.report)  # a row that cannot be written is this row's failure
         except Exception as exc:  # a grader failure must still leave a row
             print(f"dlbook grade: the grader failed on {file}: {type(exc).__name__}: "
-                  f"{str(exc)[:500]}", file=sys.stderr)
+                  f"{safe_text(exc, 500)}", file=sys.stderr)
             row = _failed_row(exercise, name, file, exc)
+            row.blob = _serialise(row.report)
         with lock:
             rows.append(row)
             if progress is not None:
@@ -506,13 +543,13 @@ def grade_batch(exercise: Exercise, submissions: Iterable[str | Path], out_dir: 
     # nothing is written while submissions run: none of them can overwrite a finished result
     rows.sort(key=lambda r: r.submission)
     for row in rows:
-        atomic_write(out_dir / f"{row.submission}.json",
-                     (json.dumps(row.report, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+        atomic_write(out_dir / f"{row.submission}.json", row.blob)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(GRADEBOOK_COLUMNS)
     for row in rows:
-        writer.writerow([row.submission, row.file, _number(row.score), _number(row.max_score),
+        writer.writerow([_spreadsheet_cell(row.submission), _spreadsheet_cell(row.file),
+                         _number(row.score), _number(row.max_score),
                          row.status, f"{row.seconds:.2f}"])
     atomic_write(out_dir / "gradebook.csv", buffer.getvalue().encode("utf-8"))
     return rows

@@ -108,6 +108,8 @@ class SandboxResult:
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     load_errors: dict[str, dict[str, str]] = field(default_factory=dict)
     failure: str | None = None
+    memory_exceeded: bool = False  # the memory cgroup's limit was hit
+    cgroups: list[str] = field(default_factory=list)  # the controllers that confined this run
 
 
 def _unshare_command(as_root: bool) -> list[str]:
@@ -195,6 +197,21 @@ def _python_path() -> list[str]:
     return list(dict.fromkeys(paths))
 
 
+def _masked_site_packages() -> list[str]:
+    """The base interpreter's site-packages folders that numpy does not come from (a venv's
+    base): the sandbox shows them empty, so nothing installed there (torch, say) is importable."""
+    kept = set(_python_path())
+    found = []
+    for key in ("purelib", "platlib"):
+        path = sysconfig.get_paths(vars={"base": sys.base_prefix,
+                                         "platbase": sys.base_exec_prefix}).get(key)
+        if path and os.path.isdir(path):
+            path = os.path.realpath(path)
+            if path not in kept and not any(k.startswith(path + os.sep) for k in kept):
+                found.append(path)
+    return list(dict.fromkeys(found))
+
+
 def _allowlist() -> list[str]:
     """What the sandbox's root holds, read-only: system folders, the interpreter, site-packages."""
     paths = ["/usr"]
@@ -221,17 +238,21 @@ def _tasks_of_user(uid: int) -> int:
     return count
 
 
+CGROUP_CONTROLLERS = ("pids", "memory", "cpu")
+SUPERVISOR_MB = 64  # the supervisor shares the submission's memory cgroup
+
+
 @lru_cache(maxsize=None)
-def _pids_cgroup_parent() -> Path | None:
-    """Our own cgroup in a writable cgroup-v1 ``pids`` hierarchy, if we are root and it exists."""
+def _cgroup_parent(controller: str) -> Path | None:
+    """Our own cgroup in a writable cgroup-v1 ``controller`` hierarchy, if we are root."""
     if os.geteuid() != 0 or not sys.platform.startswith("linux"):
         return None
     try:
         with open("/proc/self/cgroup") as f:
             for line in f:
                 _, controllers, path = line.rstrip("\n").split(":", 2)
-                if "pids" in controllers.split(","):
-                    base = Path("/sys/fs/cgroup/pids") / path.lstrip("/")
+                if controller in controllers.split(","):
+                    base = Path("/sys/fs/cgroup") / controller / path.lstrip("/")
                     if (base / "cgroup.procs").is_file() and os.access(base, os.W_OK):
                         return base
     except (OSError, ValueError):
@@ -239,16 +260,72 @@ def _pids_cgroup_parent() -> Path | None:
     return None
 
 
+def _pids_cgroup_parent() -> Path | None:
+    return _cgroup_parent("pids")
+
+
+def _cgroup_settings(controller: str, limits: Limits) -> list[tuple[str, str]]:
+    if controller == "pids":
+        return [("pids.max", str(limits.processes))]
+    if controller == "memory":
+        # every page the submission's processes hold (anonymous, tmpfs, memfd, SysV shm, kernel
+        # memory on recent kernels), with no swap; the supervisor's own share on top
+        limit = str((limits.memory_mb + SUPERVISOR_MB) * 1024 * 1024)
+        return [("memory.limit_in_bytes", limit), ("memory.memsw.limit_in_bytes", limit),
+                ("memory.swappiness", "0")]
+    # cpu: at most one core, and the same weight as any other submission's group whatever
+    # number of processes or sessions it makes
+    return [("cpu.shares", "1024"), ("cpu.cfs_period_us", "100000"),
+            ("cpu.cfs_quota_us", "100000")]
+
+
+def _make_cgroups(limits: Limits) -> dict[str, Path]:
+    """One fresh cgroup per available controller (``pids``, ``memory``, ``cpu``) for one run.
+
+    A controller whose hierarchy is missing or not writable here is left out (the README's
+    threat model says what that costs); a setting the kernel does not offer (no swap accounting,
+    no CFS quota) is skipped, the others kept.
+    """
+    groups: dict[str, Path] = {}
+    for controller in CGROUP_CONTROLLERS:
+        parent = _cgroup_parent(controller)
+        if parent is None:
+            continue
+        try:
+            group = Path(tempfile.mkdtemp(prefix=f"dlbook-grade-{os.getpid()}-", dir=parent))
+        except OSError:
+            continue
+        required = {"pids.max", "memory.limit_in_bytes"}
+        try:
+            for name, value in _cgroup_settings(controller, limits):
+                try:
+                    (group / name).write_text(value)
+                except OSError:
+                    if name in required:
+                        raise
+            groups[controller] = group
+        except OSError:
+            _remove_cgroup(group)
+    return groups
+
+
 def _make_pids_cgroup(limits: Limits) -> Path | None:
-    parent = _pids_cgroup_parent()
-    if parent is None:
-        return None
+    return _make_cgroups(limits).get("pids")
+
+
+def _memory_exceeded(group: Path | None) -> bool:
+    """True when the kernel had to refuse or reclaim memory at the memory cgroup's limit."""
+    if group is None:
+        return False
     try:
-        group = Path(tempfile.mkdtemp(prefix=f"dlbook-grade-{os.getpid()}-", dir=parent))
-        (group / "pids.max").write_text(str(limits.processes))
-        return group
-    except OSError:
-        return None
+        if int((group / "memory.failcnt").read_text()) > 0:
+            return True
+        for line in (group / "memory.oom_control").read_text().splitlines():
+            if line.startswith("oom_kill ") and int(line.split()[1]) > 0:
+                return True
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def _remove_cgroup(group: Path | None) -> None:
@@ -274,7 +351,7 @@ def _config(limits: Limits, isolation: str) -> dict[str, Any]:
             "disk_bytes": limits.disk_mb * 1024 * 1024, "open_files": limits.open_files,
             "processes": processes, "max_elements": limits.max_elements,
             "python_path": _python_path(), "allow": _allowlist(), "site_packages": _python_path(),
-            "hidden_packages": list(HIDDEN_PACKAGES),
+            "hidden_packages": list(HIDDEN_PACKAGES), "masked": _masked_site_packages(),
             "student_uid": STUDENT_UID if os.geteuid() == 0 else 0}
 
 
@@ -404,7 +481,7 @@ def run_in_sandbox(*, cells: list[str], probes: list[dict], inputs_npz: bytes, l
             it and removed afterwards, even when the run fails.
     """
     work = Path(tempfile.mkdtemp(prefix="sub-", dir=scratch))
-    group = None
+    groups: dict[str, Path] = {}
     read_fd = write_fd = -1
     try:
         config = _config(limits, isolation)
@@ -415,8 +492,8 @@ def run_in_sandbox(*, cells: list[str], probes: list[dict], inputs_npz: bytes, l
         else:
             (work / "home").mkdir(mode=0o700)
             home = str(work / "home")
-        group = _make_pids_cgroup(limits)
-        config["pids_cgroup"] = str(group / "cgroup.procs") if group is not None else None
+        groups = _make_cgroups(limits)
+        config["cgroups"] = [str(g / "cgroup.procs") for g in groups.values()]
         read_fd, write_fd = os.pipe()
         config["channel_fd"] = write_fd
         payload = {"config": config, "cells": cells, "probes": probes,
@@ -454,12 +531,15 @@ def run_in_sandbox(*, cells: list[str], probes: list[dict], inputs_npz: bytes, l
             events.append({"event": "overflow", "source": "grader"})
         return SandboxResult(seconds=seconds, returncode=returncode, timed_out=timed_out,
                              output=collector.text(), output_bytes=collector.total, events=events,
-                             values=values, load_errors=load_errors, failure=failure)
+                             values=values, load_errors=load_errors, failure=failure,
+                             memory_exceeded=_memory_exceeded(groups.get("memory")),
+                             cgroups=sorted(groups))
     finally:
         for fd in (read_fd, write_fd):
             if fd >= 0:
                 os.close(fd)
-        _remove_cgroup(group)
+        for group in groups.values():
+            _remove_cgroup(group)
         remove_tree(work)
 
 
