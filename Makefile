@@ -63,7 +63,7 @@ book: $(STAMP) $(MATHJAX_STAMP)
 test: book unit nbval browser
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests --ignore=tests/test_book_browser.py
+	$(BIN)/python -m pytest -n 2 tests --ignore=tests/test_book_browser.py
 
 # Two workers, one notebook at a time each (--dist loadfile keeps a notebook's cells in order in one
 # kernel): on two cores this halves the time of the largest part of `make test`.
@@ -76,7 +76,7 @@ nbval-kernels: $(STAMP)
 
 # Headless Chromium over every page of _build/html, served on localhost with the network cut off.
 browser: book chromium $(AXE_STAMP)
-	DLBOOK_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/test_book_browser.py
+	DLBOOK_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 tests/test_book_browser.py
 
 chromium:
 	@test -x $(CHROMIUM) || test "$$(id -u)" != 0 || \

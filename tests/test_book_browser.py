@@ -534,11 +534,17 @@ _SUMMARY: dict[str, dict] = {}
 
 @pytest.fixture(scope="module", autouse=True)
 def _write_summary():
-    """After the module: _build/screenshots/summary.json, one line of facts per page."""
+    """After the module: _build/screenshots/summary.json, one line of facts per page.
+
+    Under pytest-xdist (`make browser` runs two workers) each worker writes the pages it
+    checked to its own summary-<worker>.json.
+    """
     yield
     if _SUMMARY:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        (SCREENSHOTS / "summary.json").write_text(json.dumps(_SUMMARY, indent=1) + "\n")
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        name = f"summary-{worker}.json" if worker else "summary.json"
+        (SCREENSHOTS / name).write_text(json.dumps(_SUMMARY, indent=1) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
