@@ -40,6 +40,7 @@ import pprint
 import re
 import symtable
 import textwrap
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -319,13 +320,26 @@ def read_secret(*, secret: str | None = None, secret_file: str | Path | None = N
     return environ.get(SECRET_ENV) or None
 
 
+# CPython 3.11 before 3.11.8 can fail with "SystemError: AST constructor recursion depth
+# mismatch" when two threads compile or parse at once (python/cpython#106905); `dlbook grade
+# --jobs 2` reloads an exercise under a key in each worker thread, so loading is serialised.
+_LOAD_LOCK = threading.RLock()
+
+
 def load_exercise(name: str | Path, root: Path | None = None, *,
                   secret: str | bytes | None = None) -> Exercise:
     """Read and validate an exercise source; executes its grader cells (trusted instructor code).
 
     ``secret``: the instructor's key; grader cells draw hidden inputs from ``hidden_rng(label)``,
-    seeded by :func:`hidden_seed` (the public default without a key).
+    seeded by :func:`hidden_seed` (the public default without a key). Thread-safe: one load
+    at a time in a process.
     """
+    with _LOAD_LOCK:
+        return _load_exercise(name, root, secret=secret)
+
+
+def _load_exercise(name: str | Path, root: Path | None, *,
+                   secret: str | bytes | None) -> Exercise:
     import jupytext
 
     directory = find_exercise(name, root)
