@@ -27,6 +27,7 @@ from torch.nn.utils import parametrize, prune
 from dlbook.compress.lowrank import low_rank
 from dlbook.compress.prune import filters_to_keep, global_magnitude_masks, prune_filters
 from dlbook.compress.share import kmeans_share
+from dlbook.models.summary import count_macs as _count_macs
 
 __all__ = ["WEIGHTED", "digits_cnn", "Fire", "fire_net", "fit_classifier", "train_digits_cnn",
            "predict_logits", "accuracy", "get_weight", "with_weights", "factorize_layer",
@@ -230,34 +231,9 @@ def count_parameters(model: nn.Module) -> int:
 
 @torch.no_grad()
 def count_macs(model: nn.Module, input_shape=(1, 8, 8)) -> int:
-    """Multiply-adds of one image through every ``Conv2d`` and ``Linear`` of ``model``.
-
-    A conv costs (its output size) * (C / groups) * KH * KW, a linear layer D_in * D_out (as
-    :func:`dlbook.compress.conv2d_macs`); biases, activations and pooling are not counted.
-    Measured by hooks on one forward pass of a zero image of ``input_shape``.
-    """
-    total = 0
-
-    def hook(module, inputs, output):
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            total += output[0].numel() * (module.in_channels // module.groups) * kh * kw
-        else:
-            total += module.in_features * module.out_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was_training = model.training
-    model.eval()
-    try:
-        dtype = next(model.parameters()).dtype
-        model(torch.zeros((1, *input_shape), dtype=dtype))
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    return int(total)
+    """Multiply-adds of one image of ``input_shape`` (no batch axis) through every ``Conv2d``
+    and ``Linear`` of ``model``: :func:`dlbook.models.count_macs` on a batch of one."""
+    return _count_macs(model, (1, *input_shape))
 
 
 def magnitude_pruned(model: nn.Module, amount, layers: Sequence[int] = WEIGHTED) -> nn.Module:

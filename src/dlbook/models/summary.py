@@ -81,6 +81,16 @@ def summary(model: nn.Module, input_shape, *, print_table: bool = True) -> list[
     for module in model.modules():
         handles.append(module.register_forward_pre_hook(before))
         handles.append(module.register_forward_hook(after))
+    _forward_on_zeros(model, shape, handles)
+    if print_table:
+        _print(rows, sum(p.numel() for p in model.parameters()))
+    return rows
+
+
+
+def _forward_on_zeros(model: nn.Module, shape: tuple[int, ...], handles: list) -> None:
+    """One forward pass in eval mode on zeros of ``shape`` (the model's dtype), for the hooks
+    in ``handles``; removes them and restores every module's training mode afterwards."""
     modes = {module: module.training for module in model.modules()}
     first = next(model.parameters(), None)
     dtype = first.dtype if first is not None else torch.get_default_dtype()
@@ -93,10 +103,6 @@ def summary(model: nn.Module, input_shape, *, print_table: bool = True) -> list[
             handle.remove()
         for module, mode in modes.items():
             module.training = mode
-    if print_table:
-        _print(rows, sum(p.numel() for p in model.parameters()))
-    return rows
-
 
 def _print(rows: list[LayerRow], total: int) -> None:
     width = max([len("Layer (type)")] + [len(f"{r.name} ({r.kind})") for r in rows])
@@ -147,18 +153,7 @@ def count_macs(model: nn.Module, input_shape) -> int:
 
     handles = [m.register_forward_hook(count) for m in model.modules()
                if isinstance(m, (nn.Conv2d, nn.Linear, PartialConv2d, RBFOutput))]
-    modes = {module: module.training for module in model.modules()}
-    first = next(model.parameters(), None)
-    dtype = first.dtype if first is not None else torch.get_default_dtype()
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(shape, dtype=dtype))
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module, mode in modes.items():
-            module.training = mode
+    _forward_on_zeros(model, shape, handles)
     return total
 
 
