@@ -141,6 +141,12 @@ def main(argv=None) -> int:
         torch.backends.mkldnn.enabled = False
 
     print(environment())
+    from dlbook import _lstm_fast  # which time loops dlbook's tuned path runs (numba: optional)
+
+    compiled = _lstm_fast._compiled()
+    print("dlbook LSTM loops: " + (f"compiled, numba {compiled.numba.__version__} (its BLAS: "
+                                   "scipy's OpenBLAS, one thread per part)" if compiled else
+                                   "numpy"))
     print(f"float32, one unidirectional layer, {rounds} interleaved rounds after {warmup} warm-up "
           f"round(s); each round, per library and pass: {pause:g} s pause, {UNTIMED} untimed "
           f"calls, {BLOCK} timed calls; medians; ratio = dlbook time / torch time (target: "

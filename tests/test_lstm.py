@@ -11,7 +11,27 @@ from dlbook.gradcheck import GradientCheckError, check_gradients
 from dlbook.lstm import LSTM, lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 from recurrent_oracle import layer_params, random_weights, torch_recurrent
 
+try:
+    import numba  # noqa: F401  (optional: it compiles the tuned path's time loops)
+    HAVE_NUMBA = True
+except ImportError:
+    HAVE_NUMBA = False
+
 SHAPES = [(5, 3, 4, 6), (1, 2, 3, 4), (4, 1, 2, 3), (1, 1, 1, 1)]  # (T, N, D, H)
+
+
+@pytest.fixture(params=["numpy", pytest.param("numba", marks=pytest.mark.skipif(
+    not HAVE_NUMBA, reason="numba is not installed"))])
+def fast_path(request, monkeypatch):
+    """The tuned path's loops in numpy, and compiled by numba when it is installed."""
+    monkeypatch.setattr(_lstm_fast, "USE_NUMBA", request.param == "numba")
+    return request.param
+
+
+@pytest.fixture
+def numpy_loops(monkeypatch):
+    """The tuned path's numpy loops (tests of their own machinery: chunks, helper thread)."""
+    monkeypatch.setattr(_lstm_fast, "USE_NUMBA", False)
 NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
 
@@ -29,7 +49,7 @@ def problem(rng, steps, batch, features, hidden, dtype=np.float64):
 
 @pytest.mark.parametrize("functions", ["readable", "fast"])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_forward_backward_match_torch(shape, functions, rng):
+def test_forward_backward_match_torch(shape, functions, rng, fast_path):
     x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, *shape)
     module = _lstm_fast if functions == "fast" else None
     forward = module.lstm_forward if module else lstm_forward
@@ -105,7 +125,7 @@ def test_sequence_central_differences(rng):
 
 
 @pytest.mark.parametrize("shape", [(7, 5, 6, 9), (1, 1, 2, 3), (3, 4, 1, 1)])
-def test_fast_equals_readable(shape, rng):
+def test_fast_equals_readable(shape, rng, fast_path):
     x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, *shape)
     weights = [3 * w for w in weights]  # saturated gates too
     out, finals, cache = lstm_forward(x, h0, c0, *weights)
@@ -118,7 +138,7 @@ def test_fast_equals_readable(shape, rng):
         np.testing.assert_allclose(a, b, **TIGHT)
 
 
-def test_fast_float32_close_to_float64(rng):
+def test_fast_float32_close_to_float64(rng, fast_path):
     x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 6, 4, 5, 7)
     single = [a.astype(np.float32) for a in (x, h0, c0, *weights, dout, dh_n, dc_n)]
     x32, h32, c32, *rest = single
@@ -136,7 +156,7 @@ def test_fast_float32_close_to_float64(rng):
 
 
 @pytest.mark.parametrize("module", ["readable", "fast"])
-def test_arguments_are_not_modified(module, rng):
+def test_arguments_are_not_modified(module, rng, fast_path):
     x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 3, 2, 3, 4)
     forward, backward = ((_lstm_fast.lstm_forward, _lstm_fast.lstm_backward) if module == "fast"
                          else (lstm_forward, lstm_backward))
@@ -153,7 +173,7 @@ def test_arguments_are_not_modified(module, rng):
     np.testing.assert_array_equal(dc_n, dc_copy)
 
 
-def test_fast_outputs_are_not_the_cache(rng):
+def test_fast_outputs_are_not_the_cache(rng, fast_path):
     x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 3, 2, 3, 4)
     out, (h_n, c_n), cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
     before = _lstm_fast.lstm_backward(dout, cache, dh_n, dc_n)
@@ -174,7 +194,7 @@ def test_fast_outputs_are_not_the_cache(rng):
     ({"bias_hh": np.zeros(17)}, "bias_hh"),
 ])
 @pytest.mark.parametrize("module", ["readable", "fast"])
-def test_bad_arguments_raise(bad, match, module):
+def test_bad_arguments_raise(bad, match, module, fast_path):
     forward = _lstm_fast.lstm_forward if module == "fast" else lstm_forward
     args = dict(x=np.zeros((3, 2, 3)), h0=np.zeros((2, 4)), c0=np.zeros((2, 4)),
                 weight_ih=np.zeros((16, 3)), weight_hh=np.zeros((16, 4)), bias_ih=np.zeros(16),
@@ -185,7 +205,7 @@ def test_bad_arguments_raise(bad, match, module):
 
 
 @pytest.mark.parametrize("module", ["readable", "fast"])
-def test_backward_bad_upstream_shapes_raise(module):
+def test_backward_bad_upstream_shapes_raise(module, fast_path):
     forward, backward = ((_lstm_fast.lstm_forward, _lstm_fast.lstm_backward) if module == "fast"
                          else (lstm_forward, lstm_backward))
     out, _, cache = forward(np.zeros((3, 2, 3)), np.zeros((2, 4)), np.zeros((2, 4)),
@@ -201,7 +221,7 @@ def test_backward_bad_upstream_shapes_raise(module):
 @pytest.mark.parametrize("num_layers, bidirectional, with_hx", [
     (1, False, True), (2, False, True), (2, True, True), (1, True, False), (3, True, False),
 ])
-def test_class_matches_torch(num_layers, bidirectional, with_hx, rng):
+def test_class_matches_torch(num_layers, bidirectional, with_hx, rng, fast_path):
     steps, batch, features, hidden = 4, 3, 5, 6
     model = LSTM(features, hidden, num_layers, bidirectional=bidirectional, rng=rng)
     dirs = 2 if bidirectional else 1
@@ -230,7 +250,7 @@ def test_class_matches_torch(num_layers, bidirectional, with_hx, rng):
             np.testing.assert_allclose(model.grads["bias_hh_l1"], grads["bias_hh_l0"], **TIGHT)
 
 
-def test_class_float32(rng):
+def test_class_float32(rng, fast_path):
     model = LSTM(5, 6, num_layers=2, rng=rng, dtype=np.float32)
     x = rng.standard_normal((4, 3, 5), dtype=np.float32)
     out, (h_n, c_n) = model(x)
@@ -254,7 +274,7 @@ def test_class_parameters_as_torch(rng):
     assert all(np.abs(p).max() <= 1 / np.sqrt(5) for p in model.params.values())
 
 
-def test_class_bad_arguments_raise(rng):
+def test_class_bad_arguments_raise(rng, fast_path):
     model = LSTM(3, 4, rng=rng)
     with pytest.raises(ValueError, match="hx"):
         model(np.zeros((2, 5, 3)), np.zeros((1, 5, 4)))
@@ -275,7 +295,7 @@ def _fast_and_readable(x, h0, c0, weights, dout, dh_n, dc_n):
 @pytest.mark.parametrize("threads, beside", [(1, False), (2, False), (3, False), (2, True),
                                              (3, True)])
 @pytest.mark.parametrize("shape", [(16, 5, 8, 12), (1, 3, 2, 4), (9, 1, 3, 2), (1, 1, 1, 1)])
-def test_fast_threads_equal_readable(shape, threads, beside, rng, monkeypatch):
+def test_fast_threads_equal_readable(shape, threads, beside, rng, monkeypatch, fast_path):
     # Beside: the time loop runs on one worker thread while a second computes the input
     # projections ahead of it and each chunk's gradient products behind it (the weight gradients
     # a sum over chunks). Otherwise the projections and products are shared out by steps between
@@ -291,7 +311,7 @@ def test_fast_threads_equal_readable(shape, threads, beside, rng, monkeypatch):
         np.testing.assert_allclose(a, b, **TIGHT)
 
 
-def test_fast_blocked_products_equal_readable(rng, monkeypatch):
+def test_fast_blocked_products_equal_readable(rng, monkeypatch, numpy_loops):
     # The per-step products in blocks of 16 weight rows (3 blocks forward, 3 backward here).
     monkeypatch.setattr(_lstm_fast, "_BLOCK_WORK", 1)
     assert len(_lstm_fast._row_blocks(np.zeros((160, 40)), np.zeros((160, 3)), 3)) == 10
@@ -302,7 +322,7 @@ def test_fast_blocked_products_equal_readable(rng, monkeypatch):
 
 
 @pytest.mark.parametrize("threads, beside", [(1, False), (2, False), (2, True)])
-def test_fast_threads_float32(threads, beside, rng, monkeypatch):
+def test_fast_threads_float32(threads, beside, rng, monkeypatch, fast_path):
     # float32 through the threaded paths: close to the readable float64 result at float32's
     # tolerance (the weight gradients are sums of per-chunk float32 products).
     from dlbook import _parallel
@@ -319,7 +339,7 @@ def test_fast_threads_float32(threads, beside, rng, monkeypatch):
 
 
 @pytest.mark.parametrize("threads, beside", [(2, False), (2, True)])
-def test_fast_threads_a_lost_chunk_is_caught(threads, beside, rng, monkeypatch):
+def test_fast_threads_a_lost_chunk_is_caught(threads, beside, rng, monkeypatch, numpy_loops):
     # Negative case: if the products skipped the first chunk of steps, dx and the weight
     # gradients would miss those steps' terms, and the comparison above would fail.
     from dlbook import _parallel
@@ -338,7 +358,7 @@ def test_fast_threads_a_lost_chunk_is_caught(threads, beside, rng, monkeypatch):
                                    **TIGHT)
 
 
-def test_fast_pool_reuses_only_what_nobody_holds(rng, monkeypatch):
+def test_fast_pool_reuses_only_what_nobody_holds(rng, monkeypatch, fast_path):
     # Results and caches come from pooled buffers: a buffer is handed out again once every array
     # carved out of it is gone, never while the caller still holds one.
     monkeypatch.setattr(_lstm_fast, "_pool", [])
@@ -405,7 +425,7 @@ def test_benchmark_script_runs_in_quick_mode():
         assert f"{shape}: dlbook fwd+bwd is" in text
 
 
-def test_fast_helper_thread_errors_are_raised():
+def test_fast_helper_thread_errors_are_raised(numpy_loops):
     # The helper thread's error reaches the caller, after the loop has finished; both run.
     seen = []
     with pytest.raises(ZeroDivisionError):
@@ -413,3 +433,83 @@ def test_fast_helper_thread_errors_are_raised():
     assert seen == ["loop"]
     _lstm_fast._run(True, lambda: seen.append("loop"), lambda: seen.append("helper"))
     assert sorted(seen) == ["helper", "loop", "loop"]
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("dtype, ulps", [(np.float32, 4), (np.float64, 8)])
+def test_compiled_gates_match_numpy(dtype, ulps):
+    # The compiled loops' own sigmoid and tanh (exp as a polynomial, so that they vectorise):
+    # within a few units in the last place of float64 references, saturated and tiny inputs too
+    # (exp stays a normal number: sigmoid(-100) in float32 is 1.2e-38, not 3.7e-44).
+    from dlbook import _lstm_numba
+
+    a = np.concatenate([np.linspace(-100, 100, 20001), np.linspace(-0.1, 0.1, 2001),
+                        [0.0, -0.0, 1e-30, -1e-30, 700.0, -700.0]]).astype(dtype)
+    sig, tanh = np.empty_like(a), np.empty_like(a)
+    _lstm_numba._vector_gates(a, sig, tanh)
+    wide = a.astype(np.float64)
+    eps, tiny = np.finfo(dtype).eps, np.finfo(dtype).tiny
+    np.testing.assert_allclose(sig, 1 / (1 + np.exp(-wide)), rtol=ulps * eps, atol=2 * tiny)
+    np.testing.assert_allclose(tanh, np.tanh(wide), rtol=ulps * eps, atol=2 * tiny)
+    # Negative case: without the series near 0, (1 - e)/(1 + e) loses the leading digits there.
+    small = np.array([1e-6], dtype=dtype)
+    e = np.exp(-2 * small)
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose((1 - e) / (1 + e), np.tanh(small.astype(np.float64)),
+                                   rtol=ulps * eps)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("shape", [(6, 3, 1, 7), (5, 2, 3, 2), (2, 4, 5, 9)])
+def test_compiled_uneven_parts_equal_readable(shape, rng, monkeypatch):
+    # Two parts split the hidden units (unevenly for odd H) and the input features (none for
+    # part 0 when D = 1); the results equal the readable functions in float64.
+    from dlbook import _parallel
+
+    monkeypatch.setattr(_lstm_fast, "USE_NUMBA", True)
+    monkeypatch.setattr(_parallel, "available_threads", lambda: 2)
+    monkeypatch.setattr(_lstm_fast, "_MIN_OVERLAP_STEP_WORK", 0)
+    assert len(_lstm_fast._parts(shape[1], shape[3])) == 3
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, *shape)
+    fast, readable = _fast_and_readable(x, h0, c0, weights, dout, dh_n, dc_n)
+    for a, b in zip(fast, readable):
+        np.testing.assert_allclose(a, b, **TIGHT)
+    # Negative case: a backward pass that reads the cache with one part's order (the gates of
+    # all units i, f, o, g) instead of the two parts' the forward pass wrote gets wrong results.
+    _, _, cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
+    bounds = cache[5]
+    wrong = _lstm_fast._CompiledCache((*cache[:5], bounds[[0, -1]]))
+    np.testing.assert_allclose(_lstm_fast.lstm_backward(dout, cache, dh_n, dc_n)[4], readable[7],
+                               **TIGHT)  # dweight_hh, with the cache as it was written
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(_lstm_fast.lstm_backward(dout, wrong, dh_n, dc_n)[4],
+                                   readable[7], **TIGHT)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+def test_compiled_concurrent_callers_equal_readable(rng, monkeypatch):
+    # Two callers at once: one runs its second part on the shared worker thread, the other on a
+    # thread of its own; both results equal the readable functions.
+    import threading
+
+    from dlbook import _parallel
+
+    monkeypatch.setattr(_lstm_fast, "USE_NUMBA", True)
+    monkeypatch.setattr(_parallel, "available_threads", lambda: 2)
+    monkeypatch.setattr(_lstm_fast, "_MIN_OVERLAP_STEP_WORK", 0)
+    problems = [problem(rng, 12, 3, 4, 10) for _ in range(2)]
+    results = [None, None]
+
+    def run(k):
+        x, h0, c0, weights, dout, dh_n, dc_n = problems[k]
+        results[k] = [_fast_and_readable(x, h0, c0, weights, dout, dh_n, dc_n) for _ in range(20)]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for runs in results:
+        for fast, readable in runs:
+            for a, b in zip(fast, readable):
+                np.testing.assert_allclose(a, b, **TIGHT)

@@ -48,12 +48,19 @@ products. What this module does about that, and why:
   the batch between two loops instead; in the transposed layout each part would need buffers
   of its own, and a per-step product on half the batch still took 0.77 of the whole one's
   time at the second benchmark shape (the whole weight matrix is read either way).
+* PROTOTYPE (branch lstm3, not adopted): when numba is installed, ``lstm_forward`` and
+  ``lstm_backward`` run the time loops compiled instead (:mod:`dlbook._lstm_numba`; its
+  docstring has the design): per step one product and one fused elementwise pass, and with
+  two cores the hidden units split between the caller's thread and a worker thread that meet
+  at a barrier once per step. ``USE_NUMBA`` switches it (None: when numba imports). The
+  compiled path's cache is a :class:`_CompiledCache`; the numpy path's a plain tuple.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import threading
 
@@ -270,6 +277,10 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
         x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih, bias_hh, gates=4, sequence=True)
     h0, c0 = states["h0"], states["c0"]
     dtype = np.result_type(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
+    compiled = _compiled()
+    if compiled is not None:
+        return _compiled_forward(compiled, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
+                                 dtype)
     steps, batch, features = x.shape
     h4 = 4 * hidden
     order = np.r_[0:2 * hidden, 3 * hidden:h4, 2 * hidden:3 * hidden]  # i, f, o, g
@@ -385,13 +396,16 @@ def _backward_loop(dout_t, dh, dc, gates, tanh_c, dgates, w_hh_t, k_buf, ds_buf,
 
 def lstm_backward(dout, cache, dh_n=None, dc_n=None):
     """Same arguments and results as :func:`dlbook.lstm.lstm_backward`, for this module's cache."""
-    xh1, w_ih, w_hh, gates, tanh_c = cache
+    tanh_c = cache[4] if isinstance(cache, _CompiledCache) else cache[-1]
     steps, hidden, batch = tanh_c.shape
     dout = as_array(dout, "dout")
     check_shape(dout, (steps, batch, hidden), "dout")
-    dtype = np.result_type(dout, gates)
+    dtype = np.result_type(dout, tanh_c)
     dh_n = check_upstream(dh_n, (batch, hidden), "dh_n", dtype)
     dc_n = check_upstream(dc_n, (batch, hidden), "dc_n", dtype)
+    if isinstance(cache, _CompiledCache):
+        return _compiled_backward(_compiled(), dout, cache, dh_n, dc_n, dtype)
+    xh1, w_ih, w_hh, gates, tanh_c = cache
     h4 = 4 * hidden
     dh, dc = np.empty((hidden, batch), dtype=dtype), np.empty((hidden, batch), dtype=dtype)
     dh[...], dc[...] = dh_n.T, dc_n.T
@@ -442,3 +456,232 @@ def lstm_backward(dout, cache, dh_n=None, dc_n=None):
     dbias = total[:, features + hidden].copy()
     return (dx2d.reshape(steps, batch, features), np.ascontiguousarray(dh.T),
             np.ascontiguousarray(dc.T), dweight_ih, dweight_hh, dbias, dbias.copy())
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiled path (numba), used when numba is installed (see dlbook._lstm_numba).
+
+USE_NUMBA: bool | None = None  # None: when numba imports; the tests set True or False
+_numba_module: list = []
+
+
+def _compiled():
+    """dlbook._lstm_numba, or None when numba is missing or switched off."""
+    if USE_NUMBA is False:
+        return None
+    if not _numba_module:
+        try:
+            # scipy's BLAS, which numba calls, loaded before threadpoolctl looks for libraries
+            import scipy.linalg.cython_blas  # noqa: F401
+            from dlbook import _lstm_numba
+        except ImportError:
+            if USE_NUMBA:
+                raise
+            _numba_module.append(None)
+        else:
+            _numba_module.append(_lstm_numba)
+            _blas_control.clear()  # control scipy's BLAS too from now on
+    return _numba_module[0]
+
+
+class _CompiledCache(tuple):
+    """The forward cache of the compiled path (a tuple, told apart by its type)."""
+
+
+def _parts(batch: int, hidden: int) -> np.ndarray:
+    """The hidden units' split between threads: bounds (parts + 1,), int64."""
+    parts = 2 if (_parallel.available_threads() >= 2 and hidden >= 2
+                  and batch * 4 * hidden * hidden >= _MIN_OVERLAP_STEP_WORK) else 1
+    return np.array([hidden * k // parts for k in range(parts + 1)], dtype=np.int64)
+
+
+# Turns of the spin (about 1 ms) with which the compiled path's second thread waits for the next
+# call, and the caller for that thread's end, before either sleeps: like OpenMP's threads (and
+# torch's), it keeps the second core awake between the forward and the backward pass. Measured on
+# the two-core virtual machine, a thread started per call made a call 1.5-6x slower after a
+# pause: the idle core took milliseconds to wake, while the first part waited at the barrier.
+_IDLE_SPINS = 1_000_000
+
+
+class _PartWorker:
+    """A daemon thread that runs the second part of the compiled loops' calls."""
+
+    def __init__(self, numba_lstm) -> None:
+        self.numba_lstm = numba_lstm
+        self.flags = np.zeros(2, dtype=np.int64)  # calls posted, calls finished
+        self.cond = threading.Condition()
+        self.busy = threading.Lock()  # held by the caller whose part runs here
+        self.job = None
+        self.error = None
+        self.cpus = _two_cpus()
+        self.thread = threading.Thread(target=self._loop, name="dlbook-lstm-part", daemon=True)
+        self.thread.start()
+
+    def _wait(self, index: int, value: int) -> None:
+        """Return once ``flags[index] == value``: a spin first, then asleep."""
+        if not self.numba_lstm.spin_until(self.flags, index, value, _IDLE_SPINS):
+            with self.cond:
+                while self.flags[index] != value:
+                    self.cond.wait()
+
+    def _signal(self, index: int, value: int) -> None:
+        self.numba_lstm.publish(self.flags, index, value)
+        with self.cond:
+            self.cond.notify_all()
+
+    def _loop(self) -> None:
+        _pin(self.cpus[1])
+        calls = 0
+        while True:
+            self._wait(0, calls + 1)
+            calls += 1
+            kernel, args = self.job
+            try:
+                kernel(*args)
+            except BaseException as err:  # re-raised in the caller's thread
+                self.error = err
+            self._signal(1, calls)
+
+    def run(self, kernel, args_part1, kernel_part0) -> None:
+        """``kernel(*args_part1)`` here while the caller runs ``kernel_part0()`` (hold ``busy``)."""
+        calls = int(self.flags[1]) + 1
+        self.job, self.error = (kernel, args_part1), None
+        self._signal(0, calls)
+        try:
+            kernel_part0()
+        finally:
+            self._wait(1, calls)
+            self.job = None
+        if self.error is not None:
+            raise self.error
+
+
+def _two_cpus() -> tuple:
+    """Two CPUs this process may run on (None, None where affinity is not available)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+
+
+def _pin(cpus):
+    """Tie the calling thread to ``cpus`` (a CPU number or a set; None: leave it); returns the
+    set it had. The two parts run on different CPUs: left free, Linux sometimes woke the
+    worker on the caller's CPU, and the two then took turns at every step's barrier (a call
+    1.5-3x slower, measured on the two-core machine)."""
+    if cpus is None or not hasattr(os, "sched_setaffinity"):
+        return None
+    saved = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {cpus} if isinstance(cpus, int) else cpus)
+    except OSError:
+        return None
+    return saved
+
+
+_workers: list = []
+_workers_lock = threading.Lock()
+
+
+def _reset_workers() -> None:  # a forked child has none of its parent's threads
+    _workers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_workers)
+
+
+def _part_worker(numba_lstm) -> _PartWorker:
+    with _workers_lock:
+        if not _workers:
+            _workers.append(_PartWorker(numba_lstm))
+        return _workers[0]
+
+
+def _run_parts(numba_lstm, kernel, bounds, *args) -> None:
+    """``kernel(part, bounds, *args)`` for every part at once (one or two): part 0 in the
+    caller's thread, part 1 in :class:`_PartWorker`'s thread (or, while another caller has
+    that, in a thread started for the call), BLAS on one thread in both."""
+    with _one_blas_thread():
+        if len(bounds) == 2:
+            kernel(0, bounds, *args)
+            return
+        worker = _part_worker(numba_lstm)
+        if worker.busy.acquire(blocking=False):
+            saved = _pin(worker.cpus[0])
+            try:
+                worker.run(kernel, (1, bounds, *args), lambda: kernel(0, bounds, *args))
+            finally:
+                worker.busy.release()
+                _pin(saved)
+        else:  # another caller has the worker: part 1 on a thread of this call's own
+            thread = threading.Thread(target=kernel, args=(1, bounds, *args), daemon=True,
+                                      name="dlbook-lstm-part")
+            thread.start()
+            try:
+                kernel(0, bounds, *args)
+            finally:
+                thread.join()
+
+
+# The compiled loops' per-step products in blocks of rows, each block's M * K * N about this many
+# multiply-adds (scipy's OpenBLAS 0.3.30 through numba, one thread, float32, both benchmark
+# shapes: forward 128 rows, 150-180 GFLOP/s, against 90-120 for the whole product; backward 32
+# rows, 110-140 GFLOP/s, against 80-130).
+_BLOCK_WORK_FORWARD = 3 * 2**18
+_BLOCK_WORK_BACKWARD = 2**19
+
+
+def _block(work: int, inner: int, batch: int) -> int:
+    """Rows per block of a per-step product of ``work`` multiply-adds at most (16 at least)."""
+    return max(16, work // max(1, inner * batch) // 16 * 16)
+
+
+def _compiled_forward(numba_lstm, x, h0, c0, w_ih, w_hh, b_ih, b_hh, dtype):
+    steps, batch, features = x.shape
+    hidden = h0.shape[1]
+    bounds = _parts(batch, hidden)
+    w_xh = np.empty((4 * hidden, features + hidden), dtype=dtype)  # [W_ih, W_hh], part order
+    bias = np.empty(4 * hidden, dtype=dtype)
+    gates, c, tanh_c, xh_rows = _pooled(
+        [(steps, 4 * hidden, batch), (steps + 1, hidden, batch), (steps, hidden, batch),
+         (steps, batch, features + hidden)], dtype)
+    out, h_n, c_n = _pooled([(steps, batch, hidden), (batch, hidden), (batch, hidden)], dtype)
+    xh = _workspace("xh", (steps + 1, features + hidden, batch), dtype)  # [x_t; h_{t-1}]^T
+    xh[0, features:] = h0.T
+    c[0] = c0.T
+    pre = _workspace("pre", (4 * hidden, batch), dtype)
+    sync = np.zeros(2, dtype=np.int64)
+    contiguous = [np.ascontiguousarray(a, dtype=dtype) for a in (x, w_ih, w_hh, b_ih, b_hh)]
+    _run_parts(numba_lstm, numba_lstm.forward_part, bounds, *contiguous, w_xh, bias, xh, gates, c,
+               tanh_c, pre, xh_rows, out, sync,
+               _block(_BLOCK_WORK_FORWARD, features + hidden, batch))
+    h_n[...] = xh[steps, features:].T
+    c_n[...] = c[steps].T
+    cache = _CompiledCache((xh_rows, w_xh, gates, c, tanh_c, bounds))
+    return out, (h_n, c_n), cache
+
+
+def _compiled_backward(numba_lstm, dout, cache, dh_n, dc_n, dtype):
+    xh_rows, w_xh, gates, c, tanh_c, bounds = cache
+    steps, hidden, batch = tanh_c.shape
+    features = xh_rows.shape[2] - hidden
+    dh, dc = np.empty((hidden, batch), dtype=dtype), np.empty((hidden, batch), dtype=dtype)
+    dh[...], dc[...] = dh_n.T, dc_n.T
+    w_xh_t = _workspace("w_xh_t", (features + hidden, 4 * hidden), dtype)
+    da = _workspace("da", (steps, 4 * hidden, batch), dtype)
+    da_all = _workspace("da_all", (4 * hidden, steps * batch), dtype)
+    dx_t = _workspace("dx_t", (features, steps * batch), dtype)
+    dx, dweight_ih, dweight_hh, dbias = _pooled(
+        [(steps, batch, features), (4 * hidden, features), (4 * hidden, hidden), (4 * hidden,)],
+        dtype)
+    sync = np.zeros(2, dtype=np.int64)
+    _run_parts(numba_lstm, numba_lstm.backward_part, bounds, gates, c, tanh_c,
+               np.ascontiguousarray(dout, dtype=dtype), w_xh,
+               xh_rows.reshape(steps * batch, features + hidden), dh, dc, w_xh_t, da, da_all, dx_t,
+               _workspace("dw", (4 * hidden, features + hidden), dtype), dweight_ih, dweight_hh,
+               dbias, sync,
+               _block(_BLOCK_WORK_BACKWARD, 4 * hidden, batch))
+    dx.reshape(steps * batch, features)[...] = dx_t.T
+    return (dx, np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T), dweight_ih, dweight_hh,
+            dbias, dbias.copy())
