@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
-from dlbook.diagrams import KINDS, MAX_WIDTH, Diagram, draw_diagrams, format_shape
+from dlbook.diagrams import (
+    KINDS,
+    MAX_WIDTH,
+    Diagram,
+    describe_layer,
+    draw_diagrams,
+    format_shape,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -250,3 +257,30 @@ def test_a_legible_diagram_passes_the_same_checks():
     d.chain("a", "c", "b")
     fig = d.draw()
     assert len(gids(fig, "box:")) == 3
+
+
+def test_describe_layer_reads_torch_layers():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    cases = [
+        (nn.Conv2d(3, 96, 11, stride=4), ("conv 11×11, 96, stride 4", "conv")),
+        (nn.Conv2d(96, 256, 5, padding=2, groups=2), ("conv 5×5, 256, 2 groups", "conv")),
+        (nn.Conv2d(4, 8, (1, 3)), ("conv 1×3, 8", "conv")),
+        (nn.MaxPool2d(2), ("max pool 2×2", "pool")),
+        (nn.MaxPool2d(3, stride=2), ("max pool 3×3, stride 2", "pool")),
+        (nn.MaxPool2d(3, stride=1, padding=1), ("max pool 3×3, stride 1", "pool")),
+        (nn.AvgPool2d(3, stride=2), ("average pool 3×3, stride 2", "pool")),
+        (nn.AdaptiveAvgPool2d(1), ("global average pool", "pool")),
+        (nn.Linear(9216, 4096), ("fully connected, 4096", "fc")),
+        (nn.ReLU(), ("ReLU", "activation")),
+        (nn.BatchNorm2d(64), ("batch norm", "norm")),
+        (nn.LocalResponseNorm(5), ("LRN, size 5", "norm")),
+        (nn.Dropout(0.5), ("dropout 0.5", "dropout")),
+    ]
+    for module, expected in cases:
+        assert describe_layer(module) == expected
+        assert expected[1] in KINDS
+    with pytest.raises(ValueError, match="got Flatten; label it by hand"):
+        describe_layer(nn.Flatten())
+    with pytest.raises(ValueError, match="got AdaptiveAvgPool2d"):
+        describe_layer(nn.AdaptiveAvgPool2d(2))

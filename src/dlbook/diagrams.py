@@ -43,6 +43,9 @@ API (stable; other chapters draw with it):
   with one legend (of the kinds used) for all. A figure wider than ``max_width`` inches (the
   text column) raises ``ValueError``: the page would shrink its text below 9 pt.
 - ``format_shape(shape, order="HWC")``: ``(1, 6, 28, 28)`` -> ``"28×28×6"``.
+- ``describe_layer(module) -> (label, kind)``: a box's label and kind read off a torch layer,
+  e.g. ``Conv2d(3, 96, 11, stride=4)`` -> ``("conv 11×11, 96, stride 4", "conv")``, so that a
+  diagram built from a model (with :func:`dlbook.models.summary`'s shapes) cannot drift from it.
 
 Accessibility: each kind of box has its own fill pattern (hatching) in a strip along its left
 edge and its own border style, and its label says what it is; colour never tells kinds apart
@@ -65,7 +68,7 @@ from matplotlib.path import Path
 
 from dlbook.plot import PALETTE, use_style
 
-__all__ = ["KINDS", "MAX_WIDTH", "Diagram", "draw_diagrams", "format_shape"]
+__all__ = ["KINDS", "MAX_WIDTH", "Diagram", "describe_layer", "draw_diagrams", "format_shape"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,60 @@ def format_shape(shape: Sequence[int], order: str = "HWC") -> str:
                          f"sizes, got {tuple(shape)!r}")
     c, h, w = dims
     return f"{h}×{w}×{c}" if order == "HWC" else f"{c}×{h}×{w}"
+
+
+def _pair(value) -> tuple[int, int]:
+    return (int(value), int(value)) if isinstance(value, int) else tuple(int(v) for v in value)
+
+
+def _size_text(value) -> str:
+    h, w = _pair(value)
+    return f"{h}×{w}"
+
+
+def describe_layer(module) -> tuple[str, str]:
+    """A box's label and kind for a torch layer, read off its attributes (torch not imported).
+
+    Conv2d -> ``"conv K×K, F"`` (``", stride S"`` when S > 1, ``", G groups"`` when grouped);
+    MaxPool2d / AvgPool2d -> ``"max pool K×K"`` (stride likewise); AdaptiveAvgPool2d(1) ->
+    ``"global average pool"``; Linear -> ``"fully connected, D"``; ReLU / Tanh / Sigmoid;
+    BatchNorm2d / BatchNorm1d -> ``"batch norm"``; LocalResponseNorm -> ``"LRN, size n"``;
+    Dropout -> ``"dropout p"``. Any other layer raises ``ValueError``: label it by hand.
+
+    Returns:
+        ``(label, kind)`` with ``kind`` a key of :data:`KINDS`.
+    """
+    kind = type(module).__name__
+    stride = getattr(module, "stride", 1)
+    strided = stride is not None and _pair(stride) != (1, 1)
+    if kind == "Conv2d":
+        label = f"conv {_size_text(module.kernel_size)}, {module.out_channels}"
+        if strided:
+            label += f", stride {_pair(stride)[0]}"
+        if getattr(module, "groups", 1) > 1:
+            label += f", {module.groups} groups"
+        return label, "conv"
+    if kind in ("MaxPool2d", "AvgPool2d"):
+        name = "max" if kind == "MaxPool2d" else "average"
+        label = f"{name} pool {_size_text(module.kernel_size)}"
+        if _pair(stride) != _pair(module.kernel_size):
+            label += f", stride {_pair(stride)[0]}"
+        return label, "pool"
+    if kind == "AdaptiveAvgPool2d" and _pair(module.output_size) == (1, 1):
+        return "global average pool", "pool"
+    if kind == "Linear":
+        return f"fully connected, {module.out_features}", "fc"
+    if kind in ("ReLU", "Tanh", "Sigmoid"):
+        return kind, "activation"
+    if kind in ("BatchNorm1d", "BatchNorm2d"):
+        return "batch norm", "norm"
+    if kind == "LocalResponseNorm":
+        return f"LRN, size {module.size}", "norm"
+    if kind == "Dropout":
+        return f"dropout {module.p:g}", "dropout"
+    raise ValueError(f"module: describe_layer knows Conv2d, MaxPool2d, AvgPool2d, "
+                     f"AdaptiveAvgPool2d(1), Linear, ReLU, Tanh, Sigmoid, BatchNorm, "
+                     f"LocalResponseNorm and Dropout, got {kind}; label it by hand")
 
 
 @dataclass
