@@ -227,6 +227,12 @@ def test_legibility_checks_can_fail():
     with pytest.raises(ValueError, match="labels overlap: 'label:a' and 'arrowlabel:a->b'"):
         d.draw()
     d = Diagram("down")
+    d.box("a", "input", kind="input")
+    d.box("b", "conv", kind="conv")
+    d.arrow("a", "b", label="a one-line arrow label longer than the figure is wide")
+    with pytest.raises(ValueError, match="text 'arrowlabel:a->b' leaves the figure"):
+        d.draw(legend=False)
+    d = Diagram("down")
     d.add("s1")
     d.add("s2")
     d.arrow("s1", "s2", label="an arrow label\nthree lines tall\nruns into the node")

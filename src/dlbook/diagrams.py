@@ -477,11 +477,12 @@ def _legend_items(diagrams) -> list[str]:
     return kinds
 
 
-def _draw_legend(ax, items, width: float, renderer) -> float:
-    """One or more rows of swatches along the bottom; returns the height used (inches)."""
+def _draw_legend(ax, items, width: float, renderer) -> tuple[float, float]:
+    """One or more rows of swatches along the bottom; returns the height and width used."""
     by_name = {k.name: k for k in KINDS.values()}
     dpi = ax.figure.dpi
     x, row_h, rows = _MARGIN, 0.26, [[]]
+    used = 0.0
     placed = []
     for item in items:
         text = "addition (⊕)" if item == "add" else item
@@ -493,6 +494,7 @@ def _draw_legend(ax, items, width: float, renderer) -> float:
         rows[-1].append(item)
         placed.append((item, t, x, len(rows) - 1))
         x += w
+        used = max(used, x)
     height = len(rows) * row_h + 0.08
     for item, t, x, row in placed:
         yc = height - 0.04 - row_h * (row + 0.5)
@@ -513,7 +515,7 @@ def _draw_legend(ax, items, width: float, renderer) -> float:
                 ax.add_patch(Rectangle((x, yc - 0.08), 0.22, 0.16, facecolor="none",
                                        edgecolor=kind.colour, hatch=kind.hatch, lw=0))
         t.set_position((x + 0.3, yc))
-    return height
+    return height, used - 0.25 + _MARGIN
 
 
 def _boxes_overlap(a, b, tol: float = 0.5) -> bool:
@@ -562,6 +564,11 @@ def _check(fig, diagrams) -> None:
                 if lo_x < box.x1 - 1 and box.x0 + 1 < hi_x + 0.01 and lo_y < box.y1 - 1 \
                         and box.y0 + 1 < hi_y + 0.01:
                     raise ValueError(f"arrow {src!r} -> {dst!r} crosses node {pname!r}")
+    frame = fig.bbox
+    for name, _, bb in texts:
+        if bb.x0 < frame.x0 - 0.5 or bb.x1 > frame.x1 + 0.5 or bb.y0 < frame.y0 - 0.5 \
+                or bb.y1 > frame.y1 + 0.5:
+            raise ValueError(f"text {name!r} leaves the figure")
 
 
 def draw_diagrams(diagrams: Sequence[Diagram], titles: Sequence[str] | None = None, *,
@@ -604,28 +611,38 @@ def draw_diagrams(diagrams: Sequence[Diagram], titles: Sequence[str] | None = No
         d._measure(ax, renderer)
         sizes.append(d._size())
     title_h = 0.3 if titles else 0.0
+    panels = [w for w, _ in sizes]  # a panel is as wide as its diagram or its title
+    title_texts = []
+    for k, title in enumerate(titles or []):
+        text = ax.text(0, 0, title, fontsize=LABEL_PT, fontweight="bold", ha="center",
+                       va="center", gid=f"title:{k}")
+        title_texts.append(text)
+        panels[k] = max(panels[k], text.get_window_extent(renderer).width / fig.dpi + 0.1)
     gap = 0.35
-    width = sum(w for w, _ in sizes) + gap * (len(sizes) - 1) + 2 * _MARGIN
+    width = sum(panels) + gap * (len(sizes) - 1) + 2 * _MARGIN
     body_h = max(h for _, h in sizes)
     items = _legend_items(diagrams) if legend else []
-    legend_h = _draw_legend(ax, items, width, renderer) if items else 0.0
+    legend_h, legend_w = _draw_legend(ax, items, width, renderer) if items else (0.0, 0.0)
+    width = max(width, legend_w)
     if width > max_width:
         plt.close(fig)
         raise ValueError(f"the diagrams are {width:.1f} inches wide, more than max_width "
                          f"{max_width:g}: the page would shrink their text below {SMALL_PT} pt; "
                          "draw them with direction='down' or split them")
     height = legend_h + body_h + title_h + _MARGIN
+    # whole pixels at 100 dpi, so the figure's printed size is a plain "<Figure size WxH>"
+    extra_w, extra_h = math.ceil(width * 100) / 100 - width, math.ceil(height * 100) / 100 - height
+    width, legend_h, height = width + extra_w, legend_h + extra_h, height + extra_h
     fig.set_size_inches(width, height)
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
     x = _MARGIN
     for k, (d, (w, h)) in enumerate(zip(diagrams, sizes)):
-        origin = (x, legend_h + (body_h - h))  # panels aligned at the top
+        origin = (x + (panels[k] - w) / 2, legend_h + (body_h - h))  # aligned at the top
         _render(d, ax, origin, (w, h))
         if titles:
-            ax.text(x + w / 2, legend_h + body_h + title_h / 2, titles[k], fontsize=LABEL_PT,
-                    fontweight="bold", ha="center", va="center", gid=f"title:{k}")
-        x += w + gap
+            title_texts[k].set_position((x + panels[k] / 2, legend_h + body_h + title_h / 2))
+        x += panels[k] + gap
     try:
         _check(fig, diagrams)
     except ValueError:
