@@ -248,7 +248,7 @@ def test_legibility_checks_can_fail():
     names = [wide.box(f"n{k}", f"layer number {k}", kind="conv") for k in range(8)]
     wide.chain(*names)
     plt.close("all")
-    with pytest.raises(ValueError, match="max_width 7.5"):
+    with pytest.raises(ValueError, match="more than max_width 6.5"):
         wide.draw()
     assert not plt.get_fignums()  # a refused figure is closed, not left open
     assert draw_diagrams([wide], max_width=40).get_size_inches()[0] > MAX_WIDTH

@@ -96,9 +96,11 @@ LABEL_PT, SMALL_PT = 10, 9  # label text; shape lines, arrow labels, legend, nev
 _PAD = 0.07  # inches between a box's text and its border
 _STRIP = 0.13  # width of the patterned strip, inches
 _RADIUS = 0.15  # the addition node
-_GAP_ALONG, _GAP_ACROSS = 0.34, 0.3  # inches between neighbouring nodes
+_GAP_ALONG, _GAP_ACROSS = 0.34, 0.24  # inches between neighbouring nodes
 _MARGIN = 0.12
-MAX_WIDTH = 7.5  # inches: about the width of the book's text column at 100 dpi
+# inches: the book's text column is 672 px wide (1280 px window), and the stored PNG adds
+# 0.1 inch of padding on each side at 100 dpi, so 6.5 inches show at full size
+MAX_WIDTH = 6.5
 _DIRECTIONS = ("down", "right")
 _ROUTES = ("auto", "across_first", "along_first")
 
@@ -203,6 +205,8 @@ class _Arrow:
     label: str | None
     route: str
     via: float | None
+    text: object = None  # the label's Text, made by _measure
+    label_size: tuple[float, float] = (0.0, 0.0)  # its width and height, inches
 
 
 def _finite_pair(value, what: str) -> tuple[float, float]:
@@ -332,6 +336,14 @@ class Diagram:
             height = sum(s.height for s in sizes) / dpi + 2 * _PAD
             hx, hy = width / 2, height / 2
             node.hu, node.hv = (hy, hx) if self.direction == "down" else (hx, hy)
+        for a in self.arrows:
+            a.text = None
+            if a.label:
+                a.text = ax.text(0, 0, a.label, fontsize=SMALL_PT, zorder=4,
+                                 gid=f"arrowlabel:{self._prefix}{a.src}->{self._prefix}{a.dst}",
+                                 bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"})
+                box = a.text.get_window_extent(renderer)
+                a.label_size = (box.width / dpi, box.height / dpi)
 
     def _layout(self) -> tuple[float, float]:
         """Centres from the grid. Returns the extent (u, v) in inches.
@@ -353,8 +365,8 @@ class Diagram:
         for n in self.nodes.values():
             if n.span is not None:
                 lanes += list(n.span)
-        l0, l1 = min(lanes), max(lanes)
-        self._l0, self._pitch_v = l0, pitch_v
+        l0 = min(lanes)
+        self._l0, self._pitch_v, self._shift = l0, pitch_v, 0.0
         for n in self.nodes.values():
             n.u = centre[n.step]
             if n.span is None:
@@ -365,10 +377,24 @@ class Diagram:
                 n.v = (lo + hi) / 2
                 n.hv = max(n.hv, (hi - lo) / 2 + pitch_v / 2 - _GAP_ACROSS / 2)
         extent_u = max(n.u + n.hu for n in self.nodes.values()) + _GAP_ALONG / 2
-        extent_v = (l1 - l0 + 1) * pitch_v
+        # across the flow: from the first node's (or route's) edge to the last's, where a
+        # route around its lane carries its label on the far side (down) or above it (right)
+        low = [n.v - n.hv for n in self.nodes.values()]
+        high = [n.v + n.hv for n in self.nodes.values()]
+        for a in self.arrows:
+            if a.via is not None:
+                v = self._via_v(a.via)
+                width, height = a.label_size
+                low.append(v - 0.05 - (height + 0.1 if self.direction == "right" else 0))
+                high.append(v + 0.05 + (width + 0.1 if self.direction == "down" else 0))
+        self._shift = _GAP_ACROSS / 2 - min(low)
         for n in self.nodes.values():
-            extent_v = max(extent_v, n.v + n.hv + _GAP_ACROSS / 2)
-        return extent_u, extent_v
+            n.v += self._shift
+        return extent_u, max(high) - min(low) + _GAP_ACROSS
+
+    def _via_v(self, lane: float) -> float:
+        """The across-flow position of a route around, in lane ``lane``."""
+        return (lane - self._l0) * self._pitch_v + self._pitch_v / 2 + self._shift
 
     def _size(self) -> tuple[float, float]:
         """Width and height in inches (after _measure)."""
@@ -385,8 +411,7 @@ class Diagram:
         """The arrow's corner points in (u, v)."""
         s, d = self.nodes[a.src], self.nodes[a.dst]
         if a.via is not None:
-            pitch_v = self._pitch_v
-            v_via = (a.via - self._l0) * pitch_v + pitch_v / 2
+            v_via = self._via_v(a.via)
             side_s = 1 if v_via > s.v else -1
             side_d = 1 if v_via > d.v else -1
             return [(s.u, s.v + side_s * s.hv), (s.u, v_via), (d.u, v_via),
@@ -461,10 +486,9 @@ def _render(d: Diagram, ax, origin, size) -> None:
             vertical = abs(x1 - x0) < 1e-9
             pos = ((x0 + x1) / 2 + (0.05 if vertical else 0), (y0 + y1) / 2 + (0 if vertical
                                                                                  else 0.05))
-            ax.text(*pos, a.label, fontsize=SMALL_PT, ha="left" if vertical else "center",
-                    va="center" if vertical else "bottom", zorder=4,
-                    gid=f"arrowlabel:{p}{a.src}->{p}{a.dst}",
-                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"})
+            a.text.set_position(pos)
+            a.text.set_horizontalalignment("left" if vertical else "center")
+            a.text.set_verticalalignment("center" if vertical else "bottom")
 
 
 def _legend_items(diagrams) -> list[str]:
