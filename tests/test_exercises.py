@@ -260,7 +260,7 @@ def test_solution_full_marks_student_zero_seeded_bug_loses_exactly_its_question(
     (subs / "untouched.ipynb").write_bytes(ex.student_path.read_bytes())
     for q in ex.questions:
         _seeded(ex, q.name, subs)
-    rows = {r.submission: r for r in grade_batch(ex, [subs], tmp_path / "out", limits=Limits(timeout=30), jobs=2,
+    rows = {r.submission: r for r in grade_batch(ex, [subs], tmp_path / "out", limits=Limits(timeout=120), jobs=2,
                                                  trusted=True)}
     assert rows["solution"].status == "graded" and rows["solution"].score == ex.max_score
     solution_report = json.loads((tmp_path / "out" / "solution.json").read_text())
@@ -389,7 +389,7 @@ def test_former_mutation_survivors_lose_points_in_their_question(exercises, exer
             name = f"{question}_{k}"
             (subs / f"{name}.ipynb").write_text(json.dumps(nb), encoding="utf-8")
             expected[name] = question
-    rows = grade_batch(ex, [subs], tmp_path / "out", limits=Limits(timeout=30), jobs=2,
+    rows = grade_batch(ex, [subs], tmp_path / "out", limits=Limits(timeout=120), jobs=2,
                        trusted=True, isolation="process")
     assert len(rows) == len(expected)
     for row in rows:
