@@ -12,9 +12,12 @@ import pytest
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
 from dlbook.diagrams import (
+    ARROW_STYLES,
     KINDS,
     MAX_WIDTH,
+    SKETCH_KINDS,
     Diagram,
+    Sketch,
     describe_layer,
     draw_diagrams,
     format_shape,
@@ -290,3 +293,169 @@ def test_describe_layer_reads_torch_layers():
         describe_layer(nn.Flatten())
     with pytest.raises(ValueError, match="got AdaptiveAvgPool2d"):
         describe_layer(nn.AdaptiveAvgPool2d(2))
+
+
+# -- Sketch: free layout ------------------------------------------------------------------
+
+def lstm_sketch() -> Sketch:
+    """A cut-down LSTM step: products, a sum, a gradient arrow back in time, a loop."""
+    s = Sketch(4.0, 2.6)
+    s.node("c_prev", 0.45, 2.0, "$c_{t-1}$", kind="state", width=0.6)
+    s.node("f", 1.3, 0.8, "forget gate", kind="gate", width=1.0)
+    s.op("keep", 1.3, 2.0, "product")
+    s.op("sum", 2.3, 2.0, "sum")
+    s.node("c", 3.4, 2.0, "$c_t$", kind="state", width=0.6)
+    s.node("x", 3.4, 0.8, "$x_t$", kind="input", width=0.6)
+    s.arrow("c_prev", "keep")
+    s.arrow("f", "keep")
+    s.arrow("keep", "sum")
+    s.arrow("sum", "c")
+    s.arrow("x", "c", label="$W$", label_offset=(0.25, 0))
+    s.arrow("c", "c_prev", style="dashed", bend=0.25)  # backward in time, curved over the top
+    s.arrow((0.2, 0.3), (0.8, 0.3), label="unroll", label_offset=(0, 0.15))
+    s.loop("x", label="later", side="left")
+    s.text(0.1, 2.45, "an LSTM step, cut down", bold=True)
+    return s
+
+
+def test_sketch_artists_counted_from_the_tree():
+    fig = lstm_sketch().draw()
+    ax = fig.axes[0]
+    assert tuple(fig.get_size_inches()) == (4.0, 2.6)
+    assert ax.get_xlim() == (0, 4.0) and ax.get_ylim() == (0, 2.6)  # one data unit per inch
+    assert gids(fig, "node:") == ["node:c", "node:c_prev", "node:f", "node:x"]
+    assert gids(fig, "op:") == ["op:keep", "op:sum"]
+    assert gids(fig, "arrow:") == sorted(["arrow:c_prev->keep", "arrow:f->keep",
+                                          "arrow:keep->sum", "arrow:sum->c", "arrow:x->c",
+                                          "arrow:c->c_prev", "arrow:0.2,0.3->0.8,0.3"])
+    assert gids(fig, "loop:") == ["loop:x"]
+    # ⊙ is a circle with a dot (an extra small circle), ⊕ a circle with a plus (two lines)
+    dots = [p for p in ax.patches if isinstance(p, Circle) and p.get_gid() is None]
+    assert len(dots) == 1 and dots[0].center == (1.3, 2.0)
+    assert len(ax.lines) == 2
+    texts = {t.get_text() for t in ax.texts}
+    assert {"forget gate", "$W$", "unroll", "later", "an LSTM step, cut down"} <= texts
+    assert min(t.get_fontsize() for t in ax.texts) >= 9
+
+
+def test_sketch_arrows_run_any_way_and_loop_out_of_the_side():
+    fig = lstm_sketch().draw()
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    patches = {p.get_gid(): p for p in ax.patches if p.get_gid()}
+
+    def ends(gid):
+        """The path's points in inches (without the closing vertex), its start and its tip."""
+        verts = patches[gid].get_path().vertices[:-1]
+        return verts, verts[0], verts[-2]
+
+    verts, start, tip = ends("arrow:c->c_prev")  # from c_t back to c_{t-1}: right to left
+    assert start[0] > 3.0 and tip[0] < 0.8
+    assert verts[:, 1].max() > 2.25  # bent: it rises above the row instead of crossing the ops
+    assert patches["arrow:c->c_prev"].get_linestyle() == "--"
+    assert patches["arrow:keep->sum"].get_linestyle() == "-"
+    verts, start, tip = ends("loop:x")  # out of x's left side (at 3.1) and back into it
+    assert verts[:, 0].min() < 3.1 - 0.15 and verts[:, 0].max() <= 3.1 + 0.02
+    assert start[1] > 0.8 > tip[1]
+    verts, start, tip = ends("arrow:0.2,0.3->0.8,0.3")  # an arrow between two points
+    assert np.allclose([start[1], tip[1]], 0.3, atol=0.02) and tip[0] > start[0]
+
+
+def test_sketch_kinds_and_arrows_differ_by_line_style_not_colour_alone():
+    assert len({(str(k.linestyle), k.lw) for k in SKETCH_KINDS.values()}) == len(SKETCH_KINDS)
+    assert len({str(style) for style, _ in ARROW_STYLES.values()}) == len(ARROW_STYLES)
+    fig = lstm_sketch().draw()
+    boxes = {p.get_gid(): p for p in fig.axes[0].patches if (p.get_gid() or "")
+             .startswith("node:")}
+    assert boxes["node:f"].get_linestyle() != boxes["node:x"].get_linestyle() \
+        or boxes["node:f"].get_linewidth() != boxes["node:x"].get_linewidth()
+
+
+def test_sketch_deterministic():
+    a, b = lstm_sketch().draw(), lstm_sketch().draw()
+    a.canvas.draw()
+    b.canvas.draw()
+    assert np.array_equal(np.asarray(a.canvas.buffer_rgba()), np.asarray(b.canvas.buffer_rgba()))
+
+
+def test_sketch_bad_input_raises():
+    with pytest.raises(ValueError, match="more than max_width 6.5"):
+        Sketch(7.0, 2.0)
+    with pytest.raises(ValueError, match="positive"):
+        Sketch(3.0, 0.0)
+    with pytest.raises(ValueError, match="finite"):
+        Sketch(float("inf"), 2.0)
+    s = Sketch(3.0, 2.0)
+    s.node("a", 0.5, 0.5, "a", kind="input")
+    with pytest.raises(ValueError, match="exists already"):
+        s.node("a", 1.5, 0.5, "b", kind="input")
+    with pytest.raises(ValueError, match="kind"):
+        s.node("b", 1.5, 0.5, "b", kind="hidden")
+    with pytest.raises(ValueError, match="text"):
+        s.node("b", 1.5, 0.5, " ", kind="state")
+    with pytest.raises(ValueError, match="outside the 3 × 2 inch canvas"):
+        s.node("b", 3.5, 0.5, "b", kind="state")
+    with pytest.raises(ValueError, match="positive inches"):
+        s.node("b", 1.5, 0.5, "b", kind="state", width=0)
+    with pytest.raises(ValueError, match="op: expected one of"):
+        s.op("b", 1.5, 0.5, "quotient")
+    with pytest.raises(ValueError, match="unknown node 'z'"):
+        s.arrow("a", "z")
+    with pytest.raises(ValueError, match="use loop"):
+        s.arrow("a", "a")
+    with pytest.raises(ValueError, match="style"):
+        s.arrow("a", (2.0, 1.0), style="wavy")
+    with pytest.raises(ValueError, match="bend"):
+        s.arrow("a", (2.0, 1.0), bend=float("nan"))
+    with pytest.raises(ValueError, match="label"):
+        s.arrow("a", (2.0, 1.0), label="")
+    with pytest.raises(ValueError, match="pair of numbers"):
+        s.arrow("a", (2.0,))
+    with pytest.raises(ValueError, match="side"):
+        s.loop("a", side="top")
+    with pytest.raises(ValueError, match="unknown node 'z'"):
+        s.loop("z")
+    with pytest.raises(ValueError, match="ha"):
+        s.text(1.0, 1.0, "t", ha="middle")
+
+
+def test_sketch_legibility_checks_can_fail():
+    """Each check of the finished drawing raises on a sketch that breaks it; closed after."""
+    plt.close("all")
+    s = Sketch(3.0, 2.0)
+    s.node("a", 1.0, 1.0, "a", kind="input")
+    s.node("b", 1.5, 1.0, "b", kind="state")
+    with pytest.raises(ValueError, match="nodes overlap: 'a' and 'b'"):
+        s.draw()
+    s = Sketch(3.0, 2.0)
+    s.node("a", 1.0, 1.0, "a label far wider than its box", kind="input")
+    with pytest.raises(ValueError, match="the text of node 'a' leaves it"):
+        s.draw()
+    s = Sketch(3.0, 2.0)
+    s.text(0.1, 1.0, "a row name")
+    s.text(0.3, 1.0, "another row name")
+    with pytest.raises(ValueError, match="texts overlap: 'text:0' and 'text:1'"):
+        s.draw()
+    s = Sketch(3.0, 2.0)
+    s.text(2.5, 1.0, "runs off the right edge")
+    with pytest.raises(ValueError, match="text 'text:0' leaves the figure"):
+        s.draw()
+    s = Sketch(3.0, 2.0)
+    for name, x in (("a", 0.5), ("b", 1.5), ("c", 2.5)):
+        s.node(name, x, 1.0, name, kind="state", width=0.6)
+    s.arrow("a", "c")
+    with pytest.raises(ValueError, match="arrow 'a' -> 'c' crosses node 'b'"):
+        s.draw()
+    assert not plt.get_fignums()  # a refused figure is closed, not left open
+
+
+def test_sketch_legible_twins_pass_the_same_checks():
+    """The negative cases, made legible: spaced, wide enough, the arrow bent around b."""
+    s = Sketch(3.0, 2.0)
+    for name, x in (("a", 0.5), ("b", 1.5), ("c", 2.5)):
+        s.node(name, x, 1.0, name, kind="state", width=0.6)
+    s.arrow("a", "c", bend=-0.5)
+    s.text(0.1, 0.3, "a row name")
+    s.text(1.6, 0.3, "another")
+    fig = s.draw()
+    assert len(gids(fig, "node:")) == 3

@@ -32,7 +32,8 @@ API (stable; other chapters draw with it):
 - ``add(name, *, at=None)``: an addition node, a circle with a plus (⊕).
 - ``arrow(src, dst, *, label=None, route="auto", via=None)``: an arrow from ``src`` to a
   later step. ``route="auto"`` goes straight when the two nodes overlap across the flow, and
-  otherwise leaves along the flow, crosses over just before ``dst`` and enters it;
+  otherwise leaves along the flow, crosses over just before ``dst``'s row (at one height for
+  every node of the row) and enters it;
   ``"across_first"`` leaves ``src`` from its side, crosses to ``dst``'s lane and runs along into
   it (to a shortcut's projection box); ``"along_first"`` runs along to ``dst``'s step and enters
   it from the side (into an addition); ``via=lane`` goes around: out of ``src``'s side to that
@@ -46,6 +47,12 @@ API (stable; other chapters draw with it):
 - ``describe_layer(module) -> (label, kind)``: a box's label and kind read off a torch layer,
   e.g. ``Conv2d(3, 96, 11, stride=4)`` -> ``("conv 11×11, 96, stride 4", "conv")``, so that a
   diagram built from a model (with :func:`dlbook.models.summary`'s shapes) cannot drift from it.
+
+Pictures that do not flow one way (a recurrence looping back into its cell, a state passed
+backward in time, the LSTM's element-wise products) are drawn with a :class:`Sketch`: nodes at
+centres given in inches, ``op`` nodes (⊙, ⊕), arrows in any direction, straight or curved, with
+their own line styles, and self-loops; the same fixed scale and the same legibility checks (see
+its docstring).
 
 Accessibility: each kind of box has its own fill pattern (hatching) in a strip along its left
 edge and its own border style, and its label says what it is; colour never tells kinds apart
@@ -62,13 +69,15 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.colors import to_rgb
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle
 from matplotlib.path import Path
 
 from dlbook.plot import PALETTE, use_style
 
-__all__ = ["KINDS", "MAX_WIDTH", "Diagram", "describe_layer", "draw_diagrams", "format_shape"]
+__all__ = ["ARROW_STYLES", "KINDS", "MAX_WIDTH", "SKETCH_KINDS", "Diagram", "Sketch",
+           "describe_layer", "draw_diagrams", "format_shape"]
 
 
 @dataclass(frozen=True)
@@ -357,8 +366,10 @@ class Diagram:
         for n in self.nodes.values():
             depth[n.step] = max(depth.get(n.step, 0.0), n.hu)
         centre, u = {}, _GAP_ALONG / 2
+        self._row_start = {}  # where each step's row begins along the flow (its deepest node)
         for step in sorted(depth):
             centre[step] = u + depth[step]
+            self._row_start[step] = u
             u += 2 * depth[step] + _GAP_ALONG
         lanes = [n.lane for n in self.nodes.values()] + [a.via for a in self.arrows if a.via
                                                           is not None]
@@ -428,7 +439,8 @@ class Diagram:
             if not lo <= v <= hi:
                 v = (lo + hi) / 2
             return [(s.u + s.hu, v), (d.u - d.hu, v)]
-        um = d.u - d.hu - _GAP_ALONG / 2
+        # cross over in the gap before dst's row, at one height for every node of that row
+        um = self._row_start[d.step] - _GAP_ALONG / 2
         return [(s.u + s.hu, s.v), (um, s.v), (um, d.v), (d.u - d.hu, d.v)]
 
 
@@ -673,3 +685,266 @@ def draw_diagrams(diagrams: Sequence[Diagram], titles: Sequence[str] | None = No
         plt.close(fig)
         raise
     return fig
+
+
+# -- free layout: nodes where you put them, arrows in any direction -------------------------
+
+@dataclass(frozen=True)
+class _Style:
+    face: str  # the fill
+    edge: str  # the border's colour
+    linestyle: str | tuple  # the border's style: one per kind, so colour is never the only cue
+    lw: float
+
+
+# The kinds of node a :class:`Sketch` draws (recurrent networks: inputs, states, gates, ...).
+SKETCH_KINDS: dict[str, _Style] = {
+    "input": _Style("white", "#555555", "-", 1.1),
+    "state": _Style("#DCEBF7", PALETTE[0], "-", 2.0),
+    "reverse": _Style("#FBE3D0", PALETTE[1], "--", 1.6),
+    "output": _Style("white", "#222222", "-.", 1.4),
+    "gate": _Style("#D9F0E8", PALETTE[2], (0, (5, 1.5, 1, 1.5, 1, 1.5)), 1.4),
+    "function": _Style("white", "#222222", ":", 1.4),
+}
+# An arrow's style: its line style, and its colour unless the call gives one.
+ARROW_STYLES: dict[str, tuple[str | tuple, str]] = {
+    "solid": ("-", "#222222"), "dashed": ("--", PALETTE[1]), "dotted": (":", PALETTE[1]),
+}
+_OPS = ("product", "sum")  # ⊙ (element-wise product) and ⊕ (sum)
+_OP_RADIUS = 0.16
+
+
+class Sketch:
+    """A free-layout drawing in inches: nodes at given centres, arrows between any two of them.
+
+    For pictures that do not flow one way: a recurrence looping back into its cell, a state
+    passed backward in time, the LSTM's element-wise products. ``Sketch(width, height)`` is a
+    canvas of that many inches (at most ``max_width``, the text column); ``(0, 0)`` is its
+    lower-left corner. Example, a folded RNN::
+
+        s = Sketch(2.4, 2.2)
+        s.node("x", 0.6, 0.4, "$x_t$", kind="input")
+        s.node("h", 0.6, 1.1, "$h_t$", kind="state")
+        s.node("o", 0.6, 1.8, "$o_t$", kind="output")
+        s.arrow("x", "h", label="$W_{ih}$", label_offset=(-0.32, 0))
+        s.arrow("h", "o")
+        s.loop("h", label="$W_{hh}$")
+        fig = s.draw()
+
+    - ``node(name, x, y, text, *, kind, width=0.8, height=0.4)``: a rounded box centred at
+      ``(x, y)``; ``kind`` is a key of :data:`SKETCH_KINDS` (each kind has its own border style).
+    - ``op(name, x, y, op)``: a small circle, ``"product"`` (⊙, element-wise) or ``"sum"`` (⊕).
+    - ``arrow(src, dst, *, label=None, style="solid", colour=None, bend=0.0,
+      label_offset=(0, 0.12))``: ``src`` and ``dst`` are node names or ``(x, y)`` points; the
+      arrow stops at the nodes' borders; ``style`` is a key of :data:`ARROW_STYLES`; ``bend``
+      curves it (``matplotlib``'s ``arc3`` radius: positive bends to the left of its way);
+      the label sits at the middle of the straight line plus ``label_offset`` inches.
+    - ``loop(name, *, label=None, side="right")``: a recurrence, an arrow leaving ``name`` on
+      that side and coming back into it.
+    - ``text(x, y, s, *, ha="left", bold=False, colour="#000000")``: a free text (row names, a
+      title), 9 pt (10 pt bold).
+    - ``draw() -> Figure``: the figure at one data unit per inch; raises ``ValueError`` if two
+      nodes overlap, two texts overlap, a node's text leaves it, a text leaves the figure or a
+      straight arrow crosses a node it does not connect. Artists carry gids ``node:<name>``,
+      ``op:<name>``, ``arrow:<src>-><dst>`` (a point is written ``x,y``), ``loop:<name>``,
+      ``text:<k>``, ``label:<name>``, ``arrowlabel:<src>-><dst>``.
+    """
+
+    def __init__(self, width: float, height: float, *, max_width: float = MAX_WIDTH) -> None:
+        width, height = _finite_pair((width, height), "width, height")
+        if width <= 0 or height <= 0:
+            raise ValueError(f"width, height: expected positive inches, got {width:g}, {height:g}")
+        if width > max_width:
+            raise ValueError(f"width: {width:g} inches is more than max_width {max_width:g}: the "
+                             f"page would shrink the text below {SMALL_PT} pt")
+        self.width, self.height = width, height
+        self.nodes: dict[str, tuple] = {}  # name -> (x, y, half width, half height, text, kind)
+        self.arrows: list[tuple] = []  # (src, dst, label, style, colour, bend, label_offset)
+        self.loops: list[tuple] = []  # (name, label, side)
+        self.texts: list[tuple] = []  # (x, y, s, ha, bold, colour)
+
+    def _new(self, name: str, x, y) -> tuple[float, float]:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name: expected a non-empty string, got {name!r}")
+        if name in self.nodes:
+            raise ValueError(f"name: a node called {name!r} exists already")
+        x, y = _finite_pair((x, y), f"x, y (node {name!r})")
+        if not (0 <= x <= self.width and 0 <= y <= self.height):
+            raise ValueError(f"x, y (node {name!r}): ({x:g}, {y:g}) is outside the "
+                             f"{self.width:g} × {self.height:g} inch canvas")
+        return x, y
+
+    def node(self, name: str, x: float, y: float, text: str, *, kind: str,
+             width: float = 0.8, height: float = 0.4) -> str:
+        """A box of ``kind`` centred at ``(x, y)``; returns its name."""
+        x, y = self._new(name, x, y)
+        if kind not in SKETCH_KINDS:
+            raise ValueError(f"kind: expected one of {sorted(SKETCH_KINDS)}, got {kind!r}")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"text: expected a non-empty string for node {name!r}, got {text!r}")
+        width, height = _finite_pair((width, height), f"width, height (node {name!r})")
+        if width <= 0 or height <= 0:
+            raise ValueError(f"width, height (node {name!r}): expected positive inches, got "
+                             f"{width:g}, {height:g}")
+        self.nodes[name] = (x, y, width / 2, height / 2, text, kind)
+        return name
+
+    def op(self, name: str, x: float, y: float, op: str) -> str:
+        """An operation node: ``"product"`` (⊙, element-wise) or ``"sum"`` (⊕)."""
+        x, y = self._new(name, x, y)
+        if op not in _OPS:
+            raise ValueError(f"op: expected one of {_OPS}, got {op!r}")
+        self.nodes[name] = (x, y, _OP_RADIUS, _OP_RADIUS, None, op)
+        return name
+
+    def _end(self, end, what: str):
+        if isinstance(end, str):
+            if end not in self.nodes:
+                raise ValueError(f"{what}: unknown node {end!r}; nodes are {list(self.nodes)}")
+            return end
+        return _finite_pair(end, what)
+
+    def arrow(self, src, dst, *, label: str | None = None, style: str = "solid",
+              colour: str | None = None, bend: float = 0.0, label_offset=(0.0, 0.12)) -> None:
+        """An arrow from ``src`` to ``dst`` (node names or ``(x, y)`` points)."""
+        src, dst = self._end(src, "src"), self._end(dst, "dst")
+        if src == dst:
+            raise ValueError(f"arrow: from {src!r} to itself; use loop() for a recurrence")
+        if style not in ARROW_STYLES:
+            raise ValueError(f"style: expected one of {sorted(ARROW_STYLES)}, got {style!r}")
+        if label is not None and (not isinstance(label, str) or not label.strip()):
+            raise ValueError(f"label: expected None or a non-empty string, got {label!r}")
+        bend = float(bend)
+        if not math.isfinite(bend):
+            raise ValueError(f"bend: expected a finite number, got {bend!r}")
+        offset = _finite_pair(label_offset, "label_offset")
+        self.arrows.append((src, dst, label, style, colour, bend, offset))
+
+    def loop(self, name: str, *, label: str | None = None, side: str = "right") -> None:
+        """A recurrence: an arrow out of ``name``'s side and back into it."""
+        self._end(name, "name")
+        if side not in ("right", "left"):
+            raise ValueError(f"side: expected 'right' or 'left', got {side!r}")
+        if label is not None and (not isinstance(label, str) or not label.strip()):
+            raise ValueError(f"label: expected None or a non-empty string, got {label!r}")
+        self.loops.append((name, label, side))
+
+    def text(self, x: float, y: float, s: str, *, ha: str = "left", bold: bool = False,
+             colour: str = "#000000") -> None:
+        """A free text at ``(x, y)``, vertically centred there."""
+        x, y = _finite_pair((x, y), "x, y")
+        if not isinstance(s, str) or not s.strip():
+            raise ValueError(f"s: expected a non-empty string, got {s!r}")
+        if ha not in ("left", "center", "right"):
+            raise ValueError(f"ha: expected 'left', 'center' or 'right', got {ha!r}")
+        self.texts.append((x, y, s, ha, bool(bold), colour))
+
+    @staticmethod
+    def _gid(end) -> str:
+        return end if isinstance(end, str) else f"{end[0]:g},{end[1]:g}"
+
+    def draw(self):
+        """The figure; raises ``ValueError`` if the drawing is not legible (class docstring)."""
+        use_style()
+        fig = plt.figure(figsize=(self.width, self.height))
+        fig.set_layout_engine("none")
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.axis("off")
+        ax.set(xlim=(0, self.width), ylim=(0, self.height))
+        patches, owned = {}, []  # node name -> patch; (text, owner's name)
+        for name, (x, y, hw, hh, text, kind) in self.nodes.items():
+            if kind in _OPS:
+                patch = Circle((x, y), _OP_RADIUS, facecolor="white", edgecolor="#000000",
+                               lw=1.4, zorder=3, gid=f"op:{name}")
+                ax.add_patch(patch)
+                arm = _OP_RADIUS * 0.6
+                if kind == "sum":  # ⊕: a plus in the circle
+                    for xs, ys in (([x - arm, x + arm], [y, y]), ([x, x], [y - arm, y + arm])):
+                        ax.plot(xs, ys, color="#000000", lw=1.4, linestyle="-", zorder=4)
+                else:  # ⊙: a dot in the circle
+                    ax.add_patch(Circle((x, y), _OP_RADIUS * 0.22, facecolor="#000000",
+                                        lw=0, zorder=4))
+            else:
+                st = SKETCH_KINDS[kind]
+                patch = FancyBboxPatch((x - hw, y - hh), 2 * hw, 2 * hh,
+                                       boxstyle="round,pad=0,rounding_size=0.07", fc=st.face,
+                                       ec=st.edge, ls=st.linestyle, lw=st.lw, zorder=3,
+                                       gid=f"node:{name}")
+                ax.add_patch(patch)
+                owned.append((ax.text(x, y, text, ha="center", va="center", fontsize=LABEL_PT,
+                                      zorder=4, gid=f"label:{name}"), name))
+            patches[name] = patch
+        for src, dst, label, style, colour, bend, (dx, dy) in self.arrows:
+            linestyle, default = ARROW_STYLES[style]
+            colour = colour or default
+            a, b = (self.nodes[e][:2] if isinstance(e, str) else e for e in (src, dst))
+            ax.add_patch(FancyArrowPatch(
+                a, b, patchA=patches.get(src) if isinstance(src, str) else None,
+                patchB=patches.get(dst) if isinstance(dst, str) else None,
+                arrowstyle="-|>", mutation_scale=12, lw=1.3, ls=linestyle, color=colour,
+                connectionstyle=f"arc3,rad={bend}", shrinkA=1, shrinkB=1, zorder=2,
+                gid=f"arrow:{self._gid(src)}->{self._gid(dst)}"))
+            if label:
+                ax.text((a[0] + b[0]) / 2 + dx, (a[1] + b[1]) / 2 + dy, label,
+                        fontsize=SMALL_PT, ha="center", va="center", color=colour, zorder=4,
+                        gid=f"arrowlabel:{self._gid(src)}->{self._gid(dst)}",
+                        bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none"})
+        for name, label, side in self.loops:
+            x, y, hw, hh = self.nodes[name][:4]
+            sign = 1 if side == "right" else -1
+            edge = x + sign * hw
+            ax.add_patch(FancyArrowPatch(
+                (edge, y + 0.5 * hh), (edge, y - 0.5 * hh), arrowstyle="-|>",
+                mutation_scale=12, lw=1.3, color="#222222", zorder=2, gid=f"loop:{name}",
+                connectionstyle=f"arc,angleA={0 if sign > 0 else 180},"
+                                f"angleB={0 if sign > 0 else 180},armA=18,armB=18,rad=6"))
+            if label:
+                ax.text(edge + sign * 0.34, y, label, fontsize=SMALL_PT, va="center",
+                        ha="left" if sign > 0 else "right", zorder=4, gid=f"looplabel:{name}")
+        for k, (x, y, s, ha, bold, colour) in enumerate(self.texts):
+            ax.text(x, y, s, ha=ha, va="center", fontsize=LABEL_PT if bold else SMALL_PT,
+                    fontweight="bold" if bold else "normal", color=colour, zorder=4,
+                    gid=f"text:{k}")
+        try:
+            self._check(fig, ax, patches, owned)
+        except ValueError:
+            plt.close(fig)
+            raise
+        return fig
+
+    def _check(self, fig, ax, patches, owned) -> None:
+        renderer = fig.canvas.get_renderer()
+        texts = [(t.get_gid(), t.get_window_extent(renderer)) for t in ax.texts]
+        for i, (gid_i, bb_i) in enumerate(texts):
+            for gid_j, bb_j in texts[i + 1:]:
+                if _boxes_overlap(bb_i, bb_j):
+                    raise ValueError(f"texts overlap: {gid_i!r} and {gid_j!r}")
+        boxes = {name: p.get_window_extent(renderer) for name, p in patches.items()}
+        names = list(boxes)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if _boxes_overlap(boxes[a], boxes[b]):
+                    raise ValueError(f"nodes overlap: {a!r} and {b!r}")
+        for text, name in owned:
+            bb, box = text.get_window_extent(renderer), boxes[name]
+            if not (bb.x0 >= box.x0 and bb.x1 <= box.x1 and bb.y0 >= box.y0
+                    and bb.y1 <= box.y1):
+                raise ValueError(f"the text of node {name!r} leaves it: make the node larger")
+        frame = fig.bbox
+        for gid, bb in texts:
+            if bb.x0 < frame.x0 - 0.5 or bb.x1 > frame.x1 + 0.5 or bb.y0 < frame.y0 - 0.5 \
+                    or bb.y1 > frame.y1 + 0.5:
+                raise ValueError(f"text {gid!r} leaves the figure")
+        for src, dst, _, _, _, bend, _ in self.arrows:
+            if bend:
+                continue  # a curved arrow is the drawer's to place
+            a, b = (ax.transData.transform(self.nodes[e][:2] if isinstance(e, str) else e)
+                    for e in (src, dst))
+            for name, box in boxes.items():
+                if name in (src, dst):
+                    continue
+                for s in np.linspace(0, 1, 201):
+                    px, py = a + s * (b - a)
+                    if box.x0 + 1 < px < box.x1 - 1 and box.y0 + 1 < py < box.y1 - 1:
+                        raise ValueError(f"arrow {self._gid(src)!r} -> {self._gid(dst)!r} "
+                                         f"crosses node {name!r}")
