@@ -14,7 +14,8 @@ fails every name (so the browser has no network), the index, every page listed i
 - chapter pages numbered by the table of contents and their titles carrying no number of their own;
 - notebook pages carrying the ".ipynb" download button, and no Binder, Colab or repository
   button (the book has no public repository address: such links would lead nowhere);
-- a full-page screenshot saved under `_build/screenshots/`;
+- with DLBOOK_SCREENSHOTS=1, a full-page screenshot saved under `_build/screenshots/` (off by
+  default: the screenshots are for a person to look at, and they cost 1-6 s per page);
 - accessibility, WCAG 2.1 AA: axe-core (the pinned npm package `make browser` installs into the
   git-ignored `_vendor/axe-core/`) is injected into the page and run after MathJax; any critical
   or serious violation fails, printed with its rule, element and page. Every image has a
@@ -53,6 +54,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("DLBOOK_SITE") or ROOT / "_build" / "html")
 SCREENSHOTS = SITE.parent / "screenshots"
+TAKE_SCREENSHOTS = os.environ.get("DLBOOK_SCREENSHOTS") == "1"
 CHROMIUM = os.environ.get("DLBOOK_CHROMIUM") or "/usr/bin/chromium"
 SEARCH_TERM = os.environ.get("DLBOOK_SEARCH_TERM") or "convolution"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
@@ -565,7 +567,8 @@ def test_page_in_browser(doc, site, base_url, browser):
         assert not facts["problems"], f"{doc} -> {landing}:" + report(facts["problems"])
         return
     facts = inspect_page(browser, base_url + f"{doc}.html", base_url, site,
-                         screenshot=SCREENSHOTS / f"{doc}.png", audit=True)
+                         screenshot=SCREENSHOTS / f"{doc}.png" if TAKE_SCREENSHOTS else None,
+                         audit=True)
     problems = facts["problems"]
     if is_chapter(doc) and not (facts["h1"] and facts["h1"]["number"]):
         problems.append("chapter page without a section number: give its part `numbered: 2` in _toc.yml")

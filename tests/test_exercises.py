@@ -260,7 +260,7 @@ def test_solution_full_marks_student_zero_seeded_bug_loses_exactly_its_question(
     (subs / "untouched.ipynb").write_bytes(ex.student_path.read_bytes())
     for q in ex.questions:
         _seeded(ex, q.name, subs)
-    rows = {r.submission: r for r in grade_batch(ex, [subs], tmp_path / "out", limits=Limits(timeout=30), jobs=2,
+    rows = {r.submission: r for r in grade_batch(ex, [subs], tmp_path / "out", limits=Limits(timeout=120), jobs=2,
                                                  trusted=True)}
     assert rows["solution"].status == "graded" and rows["solution"].score == ex.max_score
     solution_report = json.loads((tmp_path / "out" / "solution.json").read_text())
@@ -333,6 +333,41 @@ MUTATION_SURVIVORS = {
         "max_pool2d_forward": [("span = length + 2 * padding - kernel_size",
                                 "span = length + 3 * padding - kernel_size")],
     },
+    "ch4-shapes-params": {  # the input's channels never read (a network that starts with a pooling)
+        "output_shapes": [("    c, h, w = (int(v) for v in input_shape)",
+                           "    _, h, w = (int(v) for v in input_shape)")],
+    },
+    "ch4-residual-backward": {  # relu'(0) taken as 1 at either ReLU: a pre-activation exactly 0
+        "residual_backward": [("d = dout * (s > 0)", "d = dout * (s >= 0)"),
+                              ("dz1 = dh * (z1 > 0)", "dz1 = dh * (z1 >= 0)")],
+    },
+    "ch6-distill-loss": {  # shifted by the row's minimum, or by plus its maximum: large logits overflow
+        "soft_targets": [("    z = z - z.max(axis=-1, keepdims=True)\n    e = np.exp(z)",
+                          "    z = z - z.min(axis=-1, keepdims=True)\n    e = np.exp(z)")],
+        "ensemble_distill_loss": [("        z = z - z.max(axis=-1, keepdims=True)\n        return",
+                                   "        z = z + z.max(axis=-1, keepdims=True)\n        return"),
+                                  ("        z = z - z.max(axis=-1, keepdims=True)\n        return",
+                                   "        z = z - z.min(axis=-1, keepdims=True)\n        return")],
+        "ensemble_distill_grad": [("e = np.exp(z - z.max(axis=-1, keepdims=True))",
+                                   "e = np.exp(z + z.max(axis=-1, keepdims=True))"),
+                                  ("e = np.exp(z - z.max(axis=-1, keepdims=True))",
+                                   "e = np.exp(z - z.min(axis=-1, keepdims=True))")],
+    },
+    "ch6-kmeans-share": {
+        "kmeans_share": [("if members.size:", "if True:"),  # an empty cluster's centre becomes nan
+                         ("if np.array_equal(new_assign, assign):", "if True:"),  # always one update
+                         ("if np.array_equal(new_assign, assign):",  # stops when the assignment changes
+                          "if not np.array_equal(new_assign, assign):"),
+                         ("k = codebook.size", "k = init.size"),  # init given as a list
+                         # max_iter = 0: new_assign does not exist yet
+                         ("return codebook, assign.reshape(", "return codebook, new_assign.reshape(")],
+    },
+    "ch7-prelu": {
+        "prelu_backward": [("negative = x <= 0", "negative = x < 0"),  # an input exactly 0 takes the slope
+                           # a slope of size 1 on an axis of size 2 (or of a batch of one) not summed
+                           ("and contrib.shape[k] != 1)", "and contrib.shape[k] != 2)"),
+                           ("and contrib.shape[k] != 1)", "and x.shape[k] != 1)")],
+    },
 }
 
 
@@ -354,7 +389,7 @@ def test_former_mutation_survivors_lose_points_in_their_question(exercises, exer
             name = f"{question}_{k}"
             (subs / f"{name}.ipynb").write_text(json.dumps(nb), encoding="utf-8")
             expected[name] = question
-    rows = grade_batch(ex, [subs], tmp_path / "out", limits=Limits(timeout=30), jobs=2,
+    rows = grade_batch(ex, [subs], tmp_path / "out", limits=Limits(timeout=120), jobs=2,
                        trusted=True, isolation="process")
     assert len(rows) == len(expected)
     for row in rows:

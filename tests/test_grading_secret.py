@@ -58,7 +58,7 @@ def test_under_a_key_solution_full_student_zero_seeded_bug_loses_it(exercise_id,
     for q in exercise.questions:
         _seeded(exercise, q.name, subs)
     rows = {r.submission: r for r in grade_batch(exercise, [subs], tmp_path / "out",
-                                                  limits=Limits(timeout=30), jobs=2, trusted=True)}
+                                                  limits=Limits(timeout=120), jobs=2, trusted=True)}
     assert rows["solution"].score == exercise.max_score, rows["solution"].report["feedback"]
     assert rows["untouched"].score == 0
     for q in exercise.questions:
@@ -91,7 +91,7 @@ def test_cli_grades_with_a_key_file_and_refuses_one_inside_the_book(tmp_path, ca
     key_file.write_text(KEY + "\n")
     out = tmp_path / "out"
     assert main(["grade", "ch3-max-pool", str(subs), "--out", str(out), "--secret-file",
-                 str(key_file), "--quiet", "--timeout", "30", "--trusted"]) == 0
+                 str(key_file), "--quiet", "--timeout", "120", "--trusted"]) == 0
     report = json.loads((out / "alice.json").read_text())
     assert report["score"] == exercise.max_score and KEY not in json.dumps(report)
     assert main(["grade", "ch3-max-pool", str(subs), "--out", str(tmp_path / "x"), "--secret-file",
@@ -143,7 +143,7 @@ def test_answers_hard_coded_from_printed_inputs_fail(tmp_path, monkeypatch):
     (subs / "cheat.ipynb").write_text(json.dumps(cheat), encoding="utf-8")
 
     def softmax_score(out):
-        rows = grade_batch(exercise, [subs], out, limits=Limits(timeout=30), trusted=True)
+        rows = grade_batch(exercise, [subs], out, limits=Limits(timeout=120), trusted=True)
         return {q["name"]: q["score"] for q in rows[0].report["questions"]}["softmax"]
 
     assert softmax_score(tmp_path / "out") == 0  # its own inputs are not the ones it printed

@@ -224,3 +224,35 @@ def test_bidirectional_is_keyword_only(rng):
     with pytest.raises(TypeError):
         GRU(3, 4, 1, True)
     assert RNN(3, 4, bidirectional=True, rng=rng).num_directions == 2
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_classes_leave_their_arguments_unmodified(kind, rng):
+    # The classes, stacked and bidirectional, never write into x, hx, dout or the final-state
+    # gradients (the functions are tested for this above and in test_lstm/test_gru).
+    from dlbook.gru import GRU
+    from dlbook.lstm import LSTM
+
+    cls = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}[kind]
+    model = cls(3, 4, num_layers=2, bidirectional=True, rng=rng)
+    x = rng.standard_normal((5, 2, 3))
+    hx = rng.standard_normal((4, 2, 4))
+    hx = (hx, rng.standard_normal((4, 2, 4))) if kind == "LSTM" else hx
+    out, final = model(x, hx)
+    dout = rng.standard_normal(out.shape)
+    dfinal = ((rng.standard_normal(final[0].shape), rng.standard_normal(final[1].shape))
+              if kind == "LSTM" else (rng.standard_normal(final.shape),))
+    args = [x, *(hx if kind == "LSTM" else (hx,)), dout, *dfinal]
+    copies = [a.copy() for a in args]
+    model.backward(dout, *dfinal)
+
+    def unchanged():
+        for a, b in zip(args, copies):
+            np.testing.assert_array_equal(a, b)
+
+    unchanged()
+    # Negative case: an in-place update of the caller's gradient (the CS231n fork's
+    # `dnext_c +=`) is caught by the same comparison.
+    dout += 1.0
+    with pytest.raises(AssertionError):
+        unchanged()

@@ -231,6 +231,13 @@ INPUTS = {
     "w2_n": rng.normal(size=(3, 2, 1, 1)), "b2_n": rng.normal(size=3),
     "w_proj_n": rng.normal(size=(3, 2, 1, 1)), "b_proj_n": rng.normal(size=3),
     "dout_n": rng.normal(size=(1, 3, 3, 1)),
+    # fixed, a pre-activation exactly 0 at each ReLU, where relu'(0) = 0 (as torch): at the
+    # first pixel x = 0, so z1 = b1 = (0, 1); s = (3, 0) there (branch (2.5, 0) + shortcut (0.5, 0))
+    "x_k": np.array([0.0, 1.0, 0.0, 2.0]).reshape(1, 2, 1, 2),
+    "w1_k": np.array([[1.0, -1.0], [2.0, 0.5]]).reshape(2, 2, 1, 1), "b1_k": np.array([0.0, 1.0]),
+    "w2_k": np.array([[1.0, 2.0], [-1.0, 1.0]]).reshape(2, 2, 1, 1), "b2_k": np.array([0.5, -1.0]),
+    "w_proj_k": np.eye(2).reshape(2, 2, 1, 1), "b_proj_k": np.array([0.5, 0.0]),
+    "dout_k": np.array([1.0, -2.0, 0.5, 3.0]).reshape(1, 2, 1, 2),
 }
 NAMES = ("x", "w1", "b1", "w2", "b2", "w_proj", "b_proj")
 
@@ -244,6 +251,12 @@ def probe_autograd(inputs):
     return result
 
 
+def probe_kink(inputs):
+    names = ("x", "w1", "b1", "w2", "b2", "w_proj", "b_proj")
+    _, cache = residual_forward(*(inputs[k + "_k"] for k in names))
+    return sandbox_grads(residual_backward(inputs["dout_k"], cache))
+
+
 def probe_numeric(inputs):
     names = ("x", "w1", "b1", "w2", "b2", "w_proj", "b_proj")
     _, cache = residual_forward(*(inputs[k + "_n"] for k in names))
@@ -252,6 +265,10 @@ def probe_numeric(inputs):
 
 def autograd(inputs):
     return torch_gradients(torch_block, {k: inputs[k] for k in NAMES}, inputs["dout"])[1]
+
+
+def kink(inputs):
+    return torch_gradients(torch_block, {k: inputs[k + "_k"] for k in NAMES}, inputs["dout_k"])[1]
 
 
 def numeric(inputs):
@@ -268,9 +285,12 @@ def numeric(inputs):
 
 
 CASES = [
-    case("(2, 3, 4, 3) input, projection to 4 channels: dx, dw1, db1, dw2, db2 match torch.autograd",
-         'matches(outputs["autograd"], autograd(inputs), ("x", "w1", "b1", "w2", "b2"))', points=1,
-         hint="dx has two terms, one through the branch and one through the shortcut: add them"),
+    case("(2, 3, 4, 3) input, projection to 4 channels: dx, dw1, db1, dw2, db2 match torch.autograd; "
+         "and a (1, 2, 1, 2) input with a pre-activation exactly 0 at each ReLU",
+         'all_of(matches(outputs["autograd"], autograd(inputs), ("x", "w1", "b1", "w2", "b2")), '
+         'matches(outputs["kink"], kink(inputs), NAMES))', points=1,
+         hint="dx has two terms, one through the branch and one through the shortcut: add them; "
+              "relu'(0) = 0"),
     case("the same block: dw_proj, db_proj match torch.autograd, and x is left unmodified",
          ['assert float(outputs["autograd"]["unchanged"]) == 1.0, "x was modified"',
           'matches(outputs["autograd"], autograd(inputs), ("w_proj", "b_proj"))'], points=1,

@@ -161,6 +161,9 @@ INPUTS = {
     # pool 2/2, conv 64 3x3 p1, pool 2/2, fc 10 -> 32x32x32, 32x32x32, 32x16x16, 64x16x16, 64x8x8, 10
     "hand": np.array([[0, 32, 3, 1, 1], [0, 32, 3, 1, 1], [1, 2, 2, 0, 0], [0, 64, 3, 1, 1],
                       [1, 2, 2, 0, 0], [2, 10, 0, 0, 0]]),
+    # worked by hand, a pooling layer first (the channels come from the input): on 2 x 10 x 10,
+    # pool 2/2, conv 4 3x3, fc 7 -> 2x5x5, 4x3x3, 7
+    "hand_pool": np.array([[1, 2, 2, 0, 0], [0, 4, 3, 1, 0], [2, 7, 0, 0, 0]]),
 }
 
 
@@ -172,14 +175,19 @@ def probe_hand(inputs):
     return np.asarray(output_shapes((3, 32, 32), inputs["hand"]))
 
 
+def probe_hand_pool(inputs):
+    return np.asarray(output_shapes((2, 10, 10), inputs["hand_pool"]))
+
+
 CASES = [
     case("a hidden random network (convolutions with strides and padding, poolings, two FC layers): "
          "every shape matches the network built in torch",
          'equal(outputs["random"], torch_shapes_and_counts(inputs["shape"], inputs["layers"])[0])', points=1,
          hint="(H + 2P - K) // S + 1 for convolutions; pooling has no padding; FC gives (D, 1, 1)"),
-    case("a hand-worked VGG-style network on 3 x 32 x 32",
-         'equal(outputs["hand"], np.array([[32, 32, 32], [32, 32, 32], [32, 16, 16], [64, 16, 16], '
-         '[64, 8, 8], [10, 1, 1]]))', points=1,
+    case("a hand-worked VGG-style network on 3 x 32 x 32, and one that starts with a pooling layer",
+         'all_of(equal(outputs["hand"], np.array([[32, 32, 32], [32, 32, 32], [32, 16, 16], [64, 16, 16], '
+         '[64, 8, 8], [10, 1, 1]])), equal(outputs["hand_pool"], np.array([[2, 5, 5], [4, 3, 3], [7, 1, 1]])))',
+         points=1,
          hint="padding 1 keeps a 3 x 3 convolution's size; a convolution sets the channels to F"),
 ]
 

@@ -98,7 +98,11 @@ print("soft_targets: self-checks passed")
 # %% tags=["grader"]
 QUESTION = {"name": "soft_targets", "points": 1}
 rng = hidden_rng(6201)  # keyed by the instructor's secret when grading
-INPUTS = {"z": 3 * rng.standard_normal((3, 5, 7)), "big": 800 + 50 * rng.standard_normal((4, 6))}
+# "big": logits about 800 whose rows spread over more than a thousand (a shift by the row's
+# minimum instead of its maximum overflows)
+INPUTS = {"z": 3 * rng.standard_normal((3, 5, 7)),
+          "big": 800 + 50 * rng.standard_normal((4, 6))
+          + rng.permuted(np.tile(np.linspace(-600, 600, 6), (4, 1)), axis=1)}
 
 
 def probe_soft(inputs):
@@ -106,8 +110,8 @@ def probe_soft(inputs):
 
 
 CASES = [
-    case("(3, 5, 7) logits at T = 3 and large logits (about 800) at T = 0.5: match torch "
-         "softmax(z / T), no overflow",
+    case("(3, 5, 7) logits at T = 3 and large logits (about 800, each row spread over more than "
+         "a thousand) at T = 0.5: match torch softmax(z / T), no overflow",
          'all_of(close(outputs["soft"]["t3"], F.softmax(tensor(inputs["z"]) / 3.0, dim=-1)), '
          'close(outputs["soft"]["big"], F.softmax(tensor(inputs["big"]) / 0.5, dim=-1)))',
          points=1, hint="divide by T, subtract the row maximum, normalise along the last axis"),
@@ -150,12 +154,17 @@ print("ensemble_distill_loss: self-checks passed")
 QUESTION = {"name": "ensemble_distill_loss", "points": 2}
 rng = hidden_rng(6202)  # keyed by the instructor's secret when grading
 INPUTS = {"s": rng.standard_normal((6, 10)), "t": 3 * rng.standard_normal((3, 6, 10)),
-          "y": rng.integers(0, 10, 6)}
+          "y": rng.integers(0, 10, 6),
+          # student logits about 1000, each row spread over 1600: a log-softmax shifted by the
+          # row's minimum (or by plus the maximum) overflows
+          "s_big": 1000 + rng.standard_normal((6, 10))
+          + rng.permuted(np.tile(np.linspace(-800, 800, 10), (6, 1)), axis=1)}
 
 
 def probe_loss(inputs):
     return np.array([ensemble_distill_loss(inputs["s"], inputs["t"], inputs["y"], 4.0, 0.9),
-                     ensemble_distill_loss(inputs["s"], inputs["t"], inputs["y"], 1.5, 0.3)])
+                     ensemble_distill_loss(inputs["s"], inputs["t"], inputs["y"], 1.5, 0.3),
+                     ensemble_distill_loss(inputs["s_big"], inputs["t"], inputs["y"], 1.5, 0.3)])
 
 
 CASES = [
@@ -164,9 +173,13 @@ CASES = [
          'close(outputs["loss"][0], loss_value(inputs["s"], inputs["t"], inputs["y"], 4.0, 0.9))',
          points=1, hint="average the members' softened probabilities (not their logits), and "
                         "multiply the KL term by T**2"),
-    case("the same at T = 1.5 and alpha = 0.3",
-         'close(outputs["loss"][1], loss_value(inputs["s"], inputs["t"], inputs["y"], 1.5, 0.3))',
-         points=1, hint="the hard term uses the student's logits at T = 1"),
+    case("the same at T = 1.5 and alpha = 0.3, also with large student logits (about 1000, "
+         "rows spread over 1600)",
+         'all_of(close(outputs["loss"][1], loss_value(inputs["s"], inputs["t"], inputs["y"], 1.5, 0.3)), '
+         'close(outputs["loss"][2], loss_value(inputs["s_big"], inputs["t"], inputs["y"], 1.5, 0.3), '
+         'label="large logits"))',
+         points=1, hint="the hard term uses the student's logits at T = 1; shift each row by its "
+                        "maximum before exponentiating"),
 ]
 
 # %% [markdown]
@@ -207,20 +220,28 @@ QUESTION = {"name": "ensemble_distill_grad", "points": 3}
 rng = hidden_rng(6203)  # keyed by the instructor's secret when grading
 INPUTS = {"s": rng.standard_normal((5, 8)), "t": 2 * rng.standard_normal((4, 5, 8)),
           "y": rng.integers(0, 8, 5), "s_small": rng.standard_normal((3, 4)),
-          "t_small": rng.standard_normal((2, 3, 4)), "y_small": rng.integers(0, 4, 3)}
+          "t_small": rng.standard_normal((2, 3, 4)), "y_small": rng.integers(0, 4, 3),
+          # student logits about 1000, each row spread over 1600 (no overflow allowed)
+          "s_big": 1000 + rng.standard_normal((5, 8))
+          + rng.permuted(np.tile(np.linspace(-800, 800, 8), (5, 1)), axis=1)}
 
 
 def probe_grad(inputs):
     return {"a": ensemble_distill_grad(inputs["s"], inputs["t"], inputs["y"], 4.0, 0.9),
             "b": ensemble_distill_grad(inputs["s"], inputs["t"], inputs["y"], 8.0, 1.0),
             "small": ensemble_distill_grad(inputs["s_small"], inputs["t_small"],
-                                           inputs["y_small"], 2.0, 0.5)}
+                                           inputs["y_small"], 2.0, 0.5),
+            "big": ensemble_distill_grad(inputs["s_big"], inputs["t"], inputs["y"], 2.0, 0.5)}
 
 
 CASES = [
-    case("5 examples, 8 classes, 4 teachers, T = 4, alpha = 0.9: matches torch.autograd",
-         'close(outputs["grad"]["a"], torch_grad(inputs["s"], inputs["t"], inputs["y"], 4.0, 0.9))',
-         points=1, hint="soft part alpha * T * (q_s - mean q_t) / N; hard part as in CE"),
+    case("5 examples, 8 classes, 4 teachers, T = 4, alpha = 0.9, and large student logits (about "
+         "1000, rows spread over 1600) at T = 2, alpha = 0.5: matches torch.autograd",
+         'all_of(close(outputs["grad"]["a"], torch_grad(inputs["s"], inputs["t"], inputs["y"], 4.0, 0.9)), '
+         'close(outputs["grad"]["big"], torch_grad(inputs["s_big"], inputs["t"], inputs["y"], 2.0, 0.5), '
+         'label="large logits"))',
+         points=1, hint="soft part alpha * T * (q_s - mean q_t) / N; hard part as in CE; shift "
+                        "each row by its maximum before exponentiating"),
     case("T = 8, soft term only (alpha = 1): matches torch.autograd",
          'close(outputs["grad"]["b"], torch_grad(inputs["s"], inputs["t"], inputs["y"], 8.0, 1.0))',
          points=1, hint="the soft term's gradient carries one factor of T, not T**2 and not none"),

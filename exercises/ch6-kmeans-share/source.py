@@ -119,7 +119,10 @@ INPUTS = {
     "init4": np.array([-1.0, -0.5, 0.5, 1.0]) + 0.05 * rng.standard_normal(4),
     "init8": np.linspace(-2.2, 2.2, 8),
     # worked by hand: from 0 and 6, {0, 2} and {5, 7, 6} give centres 1 and 6, then stop;
-    # from 0 and 3, {0} and {2, 5, 7, 6}: one update gives 0 and 5
+    # from 0 and 3, {0} and {2, 5, 7, 6}: one update gives 0 and 5; from 0, 3 and 50, the same
+    # first update (nothing goes to 50, which stays), then 2 moves to 0's cluster: {0, 2} and
+    # {5, 7, 6} give 1, 6 and 50 after two updates, then stop (init given as a list, as the
+    # self-checks do); max_iter = 0 leaves the centres 0 and 3 with the first assignment
     "w_hand": np.array([0.0, 2.0, 5.0, 7.0, 6.0]),
 }
 
@@ -137,7 +140,11 @@ def probe_eight(inputs):
 def probe_hand(inputs):
     codebook, indices = kmeans_share(inputs["w_hand"], np.array([0.0, 6.0]))
     one_step, _ = kmeans_share(inputs["w_hand"], np.array([0.0, 3.0]), max_iter=1)
-    return {"codebook": codebook, "indices": indices, "one_step": one_step}
+    two_steps, two_indices = kmeans_share(inputs["w_hand"], [0.0, 3.0, 50.0])  # init as a list
+    no_step, no_step_indices = kmeans_share(inputs["w_hand"], np.array([0.0, 3.0]), max_iter=0)
+    return {"codebook": codebook, "indices": indices, "one_step": one_step,
+            "two_steps": two_steps, "two_indices": two_indices,
+            "no_step": no_step, "no_step_indices": no_step_indices}
 
 
 CASES = [
@@ -154,13 +161,19 @@ CASES = [
           'all_of(close(outputs["eight"]["shared"], ref_c[ref_i], rtol=1e-9, atol=1e-12), '
           'equal(outputs["eight"]["indices"], ref_i))'], points=1,
          hint="flatten w to cluster it, and reshape the indices back to w's shape"),
-    case("hand-worked: 0, 2, 5, 7, 6 from centres 0 and 6 give centres 1 and 6; one update "
-         "from 0 and 3 gives 0 and 5",
+    case("hand-worked: 0, 2, 5, 7, 6 from centres 0 and 6; no update and one update from 0 and 3; "
+         "from 0, 3 and 50, a run of more than one update with a centre that attracts no weight",
          'all_of(close(outputs["hand"]["codebook"], [1.0, 6.0]), '
          'equal(outputs["hand"]["indices"], [0, 0, 1, 1, 1]), '
-         'close(outputs["hand"]["one_step"], [0.0, 5.0]))', points=1,
-         hint="a centre is the mean of the weights assigned to it, not their sum; max_iter "
-              "counts updates of the centres"),
+         'close(outputs["hand"]["one_step"], [0.0, 5.0], label="one update"), '
+         'close(outputs["hand"]["no_step"], [0.0, 3.0], label="max_iter 0"), '
+         'equal(outputs["hand"]["no_step_indices"], [0, 1, 1, 1, 1], label="indices with max_iter 0"), '
+         'close(outputs["hand"]["two_steps"], [1.0, 6.0, 50.0], label="from 0, 3 and 50"), '
+         'equal(outputs["hand"]["two_indices"], [0, 0, 1, 1, 1], label="indices from 0, 3 and 50"))',
+         points=1,
+         hint="a centre is the mean of the weights assigned to it, not their sum (one with none "
+              "stays where it is); max_iter counts updates of the centres; stop when the "
+              "assignment no longer changes"),
 ]
 
 # %% [markdown]

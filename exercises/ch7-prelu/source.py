@@ -162,20 +162,29 @@ print("prelu_backward: self-checks passed")
 QUESTION = {"name": "prelu_backward", "points": 3}
 rng = hidden_rng(7102)  # keyed by the instructor's secret when grading
 INPUTS = {
-    "x": rng.normal(size=(4, 3, 5, 3)), "dout": rng.normal(size=(4, 3, 5, 3)),
+    # H = 2: a slope of size 1 on an axis of size 2 must be summed too; about one input in five
+    # is exactly 0, where the slope applies (dx = alpha * dout, as torch's derivative of the
+    # alpha * x branch)
+    "x": np.where(rng.uniform(size=(4, 2, 5, 3)) < 0.2, 0.0, rng.normal(size=(4, 2, 5, 3))),
+    "dout": rng.normal(size=(4, 2, 5, 3)),
     "alpha_channel": rng.uniform(0.0, 0.5, size=(1, 1, 3)),
     "alpha_shared": rng.uniform(0.0, 0.5, size=(1, 1, 1)),
-    "alpha_element": rng.uniform(-0.3, 0.5, size=(3, 5, 3)),
-    "alpha_rows": rng.uniform(0.0, 0.5, size=(3, 1, 1)),
-    # worked by hand: two examples of H = 1, W = 2, C = 1 with x = (-1, 2) and (-3, -4), dout =
+    "alpha_element": rng.uniform(-0.3, 0.5, size=(2, 5, 3)),
+    "alpha_rows": rng.uniform(0.0, 0.5, size=(2, 1, 1)),
+    # a batch of one example of width 1 under one shared slope: every axis of the slope is
+    # summed, including those on which x has size 1
+    "x_single": rng.normal(size=(1, 3, 1, 2)), "dout_single": rng.normal(size=(1, 3, 1, 2)),
+    "alpha_single": rng.uniform(0.0, 0.5, size=(1, 1, 1)),
+    # worked by hand: two examples of H = 1, W = 2, C = 1 with x = (0, 2) and (-3, -4), dout =
     # (1, 1) and (2, 0.5), one slope per width position (1, 2, 1) = (0.1, 0.2). dx = (0.1, 1)
-    # and (0.2, 0.1); dalpha: position 0 collects 1*(-1) + 2*(-3) = -7, position 1 0.5*(-4) = -2
-    "x_hand": np.array([[[[-1.0], [2.0]]], [[[-3.0], [-4.0]]]]),
+    # and (0.2, 0.1) (x = 0 takes the slope); dalpha: position 0 collects 1*0 + 2*(-3) = -6,
+    # position 1 0.5*(-4) = -2
+    "x_hand": np.array([[[[0.0], [2.0]]], [[[-3.0], [-4.0]]]]),
     "dout_hand": np.array([[[[1.0], [1.0]]], [[[2.0], [0.5]]]]),
     "alpha_hand": np.array([[[0.1], [0.2]]]),
 }
 HAND_DX = np.array([[[[0.1], [1.0]]], [[[0.2], [0.1]]]])
-HAND_DALPHA = np.array([[[-7.0], [-2.0]]])
+HAND_DALPHA = np.array([[[-6.0], [-2.0]]])
 
 
 def probe_channel(inputs):
@@ -185,9 +194,9 @@ def probe_channel(inputs):
 
 def probe_others(inputs):
     result = {}
-    for name in ("shared", "element", "rows"):
-        _, cache = prelu_forward(inputs["x"], inputs["alpha_" + name])
-        dx, dalpha = prelu_backward(inputs["dout"], cache)
+    for name in ("shared", "element", "rows", "single"):
+        _, cache = prelu_forward(inputs.get("x_" + name, inputs["x"]), inputs["alpha_" + name])
+        dx, dalpha = prelu_backward(inputs.get("dout_" + name, inputs["dout"]), cache)
         result["dx_" + name], result["dalpha_" + name] = dx, dalpha
     return result
 
@@ -205,22 +214,23 @@ def matches_autograd(outputs, inputs, names):
     results = []
     for name in names:
         suffix = "" if name == "channel" else "_" + name
-        grads = autograd(inputs["x"], inputs["dout"], inputs["alpha_" + name])
+        grads = autograd(inputs.get("x_" + name, inputs["x"]), inputs.get("dout_" + name, inputs["dout"]),
+                         inputs["alpha_" + name])
         results += [close(outputs["dx" + suffix], grads["x"], label=f"dx ({name})"),
                     close(outputs["dalpha" + suffix], grads["alpha"], label=f"dalpha ({name})")]
     return all_of(*results)
 
 
 CASES = [
-    case("(4, 3, 5, 3) input, one slope per channel: dx and dalpha match torch.autograd "
-         "(random upstream gradient)",
+    case("(4, 2, 5, 3) input, some entries exactly 0, one slope per channel: dx and dalpha match "
+         "torch.autograd (random upstream gradient)",
          'matches_autograd(outputs["channel"], inputs, ["channel"])', points=1,
          hint="dalpha sums dout * x over the non-positive inputs of its channel, across the batch"),
-    case("shared (1, 1, 1), per-element (3, 5, 3) and per-row (3, 1, 1) slopes: dx and dalpha "
-         "match torch.autograd",
-         'matches_autograd(outputs["others"], inputs, ["shared", "element", "rows"])', points=1,
+    case("shared (1, 1, 1), per-element (2, 5, 3) and per-row (2, 1, 1) slopes, and a (1, 3, 1, 2) "
+         "input (one example) with a shared slope: dx and dalpha match torch.autograd",
+         'matches_autograd(outputs["others"], inputs, ["shared", "element", "rows", "single"])', points=1,
          hint="sum over the batch axis and over exactly the axes on which alpha has size 1"),
-    case("the hand-worked (2, 1, 2, 1) example with one slope per width position",
+    case("the hand-worked (2, 1, 2, 1) example with one slope per width position and an input at 0",
          'all_of(close(outputs["hand"]["dx"], HAND_DX, label="dx"), '
          'close(outputs["hand"]["dalpha"], HAND_DALPHA, label="dalpha"))', points=1,
          hint="dx is dout where x > 0 and alpha * dout where x <= 0"),
