@@ -28,6 +28,41 @@ def fast_path(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(autouse=True)
+def split_regardless_of_load(monkeypatch):
+    """The compiled loops split in two parts whenever threads and size allow, however busy the
+    machine is (by default they split only when the load average leaves a core free)."""
+    monkeypatch.setattr(_lstm_fast, "FORCE_PARTS", 2)
+
+
+def test_parts_split_only_when_a_core_is_idle(monkeypatch):
+    from dlbook import _parallel
+
+    monkeypatch.setattr(_lstm_fast, "FORCE_PARTS", None)
+    monkeypatch.setattr(_parallel, "available_threads", lambda: 2)
+    monkeypatch.setattr(_lstm_fast, "_idle_cores", lambda: 1.8)
+    assert _lstm_fast._parts(32, 128).tolist() == [0, 64, 128]
+    assert _lstm_fast._parts(1, 2).tolist() == [0, 2]  # too little work per step to split
+    # Negative case: another process keeps a core half busy.
+    monkeypatch.setattr(_lstm_fast, "_idle_cores", lambda: 1.2)
+    assert _lstm_fast._parts(32, 128).tolist() == [0, 128]
+    monkeypatch.setattr(_lstm_fast, "FORCE_PARTS", 1)
+    monkeypatch.setattr(_lstm_fast, "_idle_cores", lambda: 1.8)
+    assert _lstm_fast._parts(32, 128).tolist() == [0, 128]
+    monkeypatch.undo()
+    # This process's own CPU use does not count against it: a busy loop here leaves the idle
+    # count near what the other processes leave (the load average lags; only the sign is tested).
+    monkeypatch.setattr(_lstm_fast, "_OWN_LOAD", {"wall": None, "cpu": 0.0, "rate": 0.0})
+    monkeypatch.setattr(_lstm_fast.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    first = _lstm_fast._idle_cores()
+    end = _lstm_fast.time.monotonic() + 0.3
+    while _lstm_fast.time.monotonic() < end:
+        pass
+    assert _lstm_fast._idle_cores() > first  # its own 0.3 s of CPU came off the load
+    monkeypatch.setattr(_lstm_fast.os, "getloadavg", lambda: (_ for _ in ()).throw(OSError()))
+    assert _lstm_fast._idle_cores() >= 1
+
+
 @pytest.fixture
 def numpy_loops(monkeypatch):
     """The tuned path's numpy loops (tests of their own machinery: chunks, helper thread)."""

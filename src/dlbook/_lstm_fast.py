@@ -48,11 +48,12 @@ products. What this module does about that, and why:
   the batch between two loops instead; in the transposed layout each part would need buffers
   of its own, and a per-step product on half the batch still took 0.77 of the whole one's
   time at the second benchmark shape (the whole weight matrix is read either way).
-* PROTOTYPE (branch lstm3, not adopted): when numba is installed, ``lstm_forward`` and
+* Compiled loops: when numba is installed (it is in the requirements), ``lstm_forward`` and
   ``lstm_backward`` run the time loops compiled instead (:mod:`dlbook._lstm_numba`; its
-  docstring has the design): per step one product and one fused elementwise pass, and with
-  two cores the hidden units split between the caller's thread and a worker thread that meet
-  at a barrier once per step. ``USE_NUMBA`` switches it (None: when numba imports). The
+  docstring has the design): per step one product and one fused elementwise pass, and, when
+  the load average leaves a second core idle (:func:`_parts`), the hidden units split between
+  the caller's thread and a worker thread that meet at a barrier once per step. Without numba
+  the numpy loops above run. ``USE_NUMBA`` switches it (None: when numba imports). The
   compiled path's cache is a :class:`_CompiledCache`; the numpy path's a plain tuple.
 """
 
@@ -63,6 +64,7 @@ import math
 import os
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -462,6 +464,7 @@ def lstm_backward(dout, cache, dh_n=None, dc_n=None):
 # The compiled path (numba), used when numba is installed (see dlbook._lstm_numba).
 
 USE_NUMBA: bool | None = None  # None: when numba imports; the tests set True or False
+FORCE_PARTS: int | None = None  # None: split when a core is idle (_parts); the tests set 1 or 2
 _numba_module: list = []
 
 
@@ -488,10 +491,40 @@ class _CompiledCache(tuple):
     """The forward cache of the compiled path (a tuple, told apart by its type)."""
 
 
+_OWN_LOAD = {"wall": None, "cpu": 0.0, "rate": 0.0}  # this process's share of the load average
+
+
+def _idle_cores() -> float:
+    """Cores that other processes leave free: the CPUs this process may use less the last
+    minute's load average (``os.getloadavg``), less this process's own CPU use averaged the way
+    the kernel averages the load (over about a minute); all of them when the load is unknown."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return float(cpus or 1)
+    now, times = time.monotonic(), os.times()
+    cpu = times.user + times.system
+    if _OWN_LOAD["wall"] is not None and now > _OWN_LOAD["wall"]:
+        elapsed = now - _OWN_LOAD["wall"]
+        keep = math.exp(-elapsed / 60.0)
+        _OWN_LOAD["rate"] = (keep * _OWN_LOAD["rate"]
+                             + (1 - keep) * (cpu - _OWN_LOAD["cpu"]) / elapsed)
+    _OWN_LOAD["wall"], _OWN_LOAD["cpu"] = now, cpu
+    return (cpus or 1) - max(0.0, load - _OWN_LOAD["rate"])
+
+
 def _parts(batch: int, hidden: int) -> np.ndarray:
-    """The hidden units' split between threads: bounds (parts + 1,), int64."""
+    """The hidden units' split between threads: bounds (parts + 1,), int64.
+
+    Two parts only when other processes leave both cores (nearly) free, as OpenMP's dynamic
+    mode decides by the load average: the parts meet at a barrier at every step, and a part
+    whose thread waits for a core holds up the other (on a loaded machine the split calls took
+    4-100x longer than one part).
+    """
     parts = 2 if (_parallel.available_threads() >= 2 and hidden >= 2
-                  and batch * 4 * hidden * hidden >= _MIN_OVERLAP_STEP_WORK) else 1
+                  and batch * 4 * hidden * hidden >= _MIN_OVERLAP_STEP_WORK
+                  and (FORCE_PARTS == 2 or (FORCE_PARTS is None and _idle_cores() >= 1.5))) else 1
     return np.array([hidden * k // parts for k in range(parts + 1)], dtype=np.int64)
 
 
