@@ -385,9 +385,11 @@ def test_fast_threads_a_lost_chunk_is_caught(threads, beside, rng, monkeypatch, 
     _, _, cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
     _, _, ref_cache = lstm_forward(x, h0, c0, *weights)
     ref = lstm_backward(dout, ref_cache, dh_n, dc_n)
-    np.testing.assert_allclose(_lstm_fast.lstm_backward(dout, cache, dh_n, dc_n)[3], ref[3], **TIGHT)
+    np.testing.assert_allclose(_lstm_fast.lstm_backward(dout, cache, dh_n, dc_n)[3], ref[3],
+                               **TIGHT)
     chunks = _lstm_fast._step_chunks
-    monkeypatch.setattr(_lstm_fast, "_step_chunks", lambda steps, overlap: chunks(steps, overlap)[1:])
+    monkeypatch.setattr(_lstm_fast, "_step_chunks",
+                        lambda steps, overlap: chunks(steps, overlap)[1:])
     with pytest.raises(AssertionError):
         np.testing.assert_allclose(_lstm_fast.lstm_backward(dout, cache, dh_n, dc_n)[3], ref[3],
                                    **TIGHT)
@@ -548,3 +550,63 @@ def test_compiled_concurrent_callers_equal_readable(rng, monkeypatch):
         for fast, readable in runs:
             for a, b in zip(fast, readable):
                 np.testing.assert_allclose(a, b, **TIGHT)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble])
+def test_fast_other_float_types_equal_readable(dtype, rng, fast_path):
+    # The compiled loops exist for float32 and float64; other float types take the numpy loops.
+    def cast(a):
+        if isinstance(a, (tuple, list)):
+            return tuple(np.asarray(w, dtype=dtype) for w in a)
+        return np.asarray(a, dtype=dtype)
+
+    x, h0, c0, weights, dout, dh_n, dc_n = (cast(a) for a in problem(rng, 3, 2, 4, 5))
+    fast, readable = _fast_and_readable(x, h0, c0, weights, dout, dh_n, dc_n)
+    for a, b in zip(fast, readable):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a.astype(np.float64), b.astype(np.float64), rtol=2e-2, atol=2e-2)
+
+
+def test_fast_float32_forward_float64_upstream(rng, fast_path):
+    # A float64 dout for a float32 forward pass: the backward works in float64, as the
+    # readable functions do (the compiled path used to raise a numba TypingError).
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 4, 3, 2, 5)
+    f32 = [a.astype(np.float32) for a in (x, h0, c0)]
+    w32 = [w.astype(np.float32) for w in weights]
+    out, finals, cache = _lstm_fast.lstm_forward(*f32, *w32)
+    fast = _lstm_fast.lstm_backward(dout, cache, dh_n, dc_n)
+    out_r, finals_r, cache_r = lstm_forward(*f32, *w32)
+    readable = lstm_backward(dout, cache_r, dh_n, dc_n)
+    for a, b in zip(fast, readable):
+        assert a.dtype == b.dtype == np.float64
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+def test_compiled_kernels_compiled_before_the_worker_gets_its_part(rng, monkeypatch):
+    # A caller interrupted while numba compiles must not leave the worker's part at a barrier:
+    # the kernel is compiled for the call's argument types before the worker is given its part.
+    from dlbook import _parallel
+
+    monkeypatch.setattr(_lstm_fast, "USE_NUMBA", True)
+    monkeypatch.setattr(_parallel, "available_threads", lambda: 2)
+    monkeypatch.setattr(_lstm_fast, "_MIN_OVERLAP_STEP_WORK", 0)
+    seen = []
+    original = _lstm_fast._PartWorker.run
+
+    def run(self, kernel, args_part1, kernel_part0):
+        signature = tuple(numba.typeof(a) for a in args_part1)
+        seen.append(any(tuple(s.args) == signature for s in kernel.nopython_signatures))
+        return original(self, kernel, args_part1, kernel_part0)
+
+    monkeypatch.setattr(_lstm_fast._PartWorker, "run", run)
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 3, 2, 4, 6, dtype=np.float32)
+    x, h0, c0 = (a.astype(np.float32) for a in (x, h0, c0))
+    weights = [w.astype(np.float32) for w in weights]
+    _, _, cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
+    _lstm_fast.lstm_backward(dout.astype(np.float32), cache, dh_n.astype(np.float32),
+                             dc_n.astype(np.float32))
+    assert seen and all(seen)
+    # Negative case: a kernel never compiled for these types is reported as such.
+    fresh = numba.njit(lambda a: a + 1)
+    assert not any(tuple(s.args) == (numba.typeof(1.5),) for s in fresh.nopython_signatures)

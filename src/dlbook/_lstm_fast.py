@@ -51,7 +51,7 @@ products. What this module does about that, and why:
 * Compiled loops: when numba is installed (it is in the requirements), ``lstm_forward`` and
   ``lstm_backward`` run the time loops compiled instead (:mod:`dlbook._lstm_numba`; its
   docstring has the design): per step one product and one fused elementwise pass, and, when
-  the load average leaves a second core idle (:func:`_parts`), the hidden units split between
+  other processes leave both cores nearly free (:func:`_parts`), the hidden units split between
   the caller's thread and a worker thread that meet at a barrier once per step. Without numba
   the numpy loops above run. ``USE_NUMBA`` switches it (None: when numba imports). The
   compiled path's cache is a :class:`_CompiledCache`; the numpy path's a plain tuple.
@@ -279,7 +279,7 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
         x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih, bias_hh, gates=4, sequence=True)
     h0, c0 = states["h0"], states["c0"]
     dtype = np.result_type(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
-    compiled = _compiled()
+    compiled = _compiled() if dtype in (np.float32, np.float64) else None
     if compiled is not None:
         return _compiled_forward(compiled, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
                                  dtype)
@@ -517,10 +517,10 @@ def _idle_cores() -> float:
 def _parts(batch: int, hidden: int) -> np.ndarray:
     """The hidden units' split between threads: bounds (parts + 1,), int64.
 
-    Two parts only when other processes leave both cores (nearly) free, as OpenMP's dynamic
-    mode decides by the load average: the parts meet at a barrier at every step, and a part
-    whose thread waits for a core holds up the other (on a loaded machine the split calls took
-    4-100x longer than one part).
+    Two parts only when other processes leave both cores (nearly) free, judged by the load
+    average less this process's own CPU use (:func:`_idle_cores`; it lags by tens of seconds):
+    the parts meet at a barrier at every step, and a part whose thread waits for a core holds
+    up the other (on a loaded machine the split calls took 4-100x longer than one part).
     """
     parts = 2 if (_parallel.available_threads() >= 2 and hidden >= 2
                   and batch * 4 * hidden * hidden >= _MIN_OVERLAP_STEP_WORK
@@ -546,6 +546,7 @@ class _PartWorker:
         self.busy = threading.Lock()  # held by the caller whose part runs here
         self.job = None
         self.error = None
+        self.posted = 0  # calls posted by run(), counted here (flags[0] is the worker's copy)
         self.cpus = _two_cpus()
         self.thread = threading.Thread(target=self._loop, name="dlbook-lstm-part", daemon=True)
         self.thread.start()
@@ -576,9 +577,15 @@ class _PartWorker:
             self._signal(1, calls)
 
     def run(self, kernel, args_part1, kernel_part0) -> None:
-        """``kernel(*args_part1)`` here while the caller runs ``kernel_part0()`` (hold ``busy``)."""
-        calls = int(self.flags[1]) + 1
+        """``kernel(*args_part1)`` here while the caller runs ``kernel_part0()`` (hold ``busy``).
+
+        ``kernel`` must be compiled for these arguments already (:func:`_run_parts` sees to it):
+        a caller interrupted while numba compiles would leave this thread's part waiting at
+        the first barrier for good."""
+        self._wait(1, self.posted)  # the previous call's part has finished
+        calls = self.posted + 1
         self.job, self.error = (kernel, args_part1), None
+        self.posted = calls
         self._signal(0, calls)
         try:
             kernel_part0()
@@ -639,6 +646,7 @@ def _run_parts(numba_lstm, kernel, bounds, *args) -> None:
         if len(bounds) == 2:
             kernel(0, bounds, *args)
             return
+        numba_lstm.compile_for(kernel, (1, bounds, *args))  # before either part starts
         worker = _part_worker(numba_lstm)
         if worker.busy.acquire(blocking=False):
             saved = _pin(worker.cpus[0])
@@ -697,6 +705,11 @@ def _compiled_forward(numba_lstm, x, h0, c0, w_ih, w_hh, b_ih, b_hh, dtype):
 
 def _compiled_backward(numba_lstm, dout, cache, dh_n, dc_n, dtype):
     xh_rows, w_xh, gates, c, tanh_c, bounds = cache
+    if dtype not in (np.float32, np.float64):
+        dtype = np.dtype(np.float64)  # the compiled loops exist for float32 and float64 only
+    if dtype != tanh_c.dtype:  # e.g. a float64 dout for a float32 forward pass: work in float64
+        xh_rows, w_xh, gates, c, tanh_c = (a.astype(dtype) for a in (xh_rows, w_xh, gates, c,
+                                                                    tanh_c))
     steps, hidden, batch = tanh_c.shape
     features = xh_rows.shape[2] - hidden
     dh, dc = np.empty((hidden, batch), dtype=dtype), np.empty((hidden, batch), dtype=dtype)

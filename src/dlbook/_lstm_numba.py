@@ -410,3 +410,8 @@ def backward_part(part, bounds, gates, c, tanh_c, dout, w_xh, xh2d, dh, dc, w_xh
     _barrier(sync, parts)
     if d1 > d0:
         np.dot(w_xh_t[d0:d1], da_all, dx_t[d0:d1])
+
+
+def compile_for(kernel, args) -> None:
+    """Compile (or load from numba's cache) ``kernel`` for ``args``' types, without running it."""
+    kernel.compile(tuple(numba.typeof(a) for a in args))
