@@ -146,13 +146,6 @@ def test_horizontal_layout_and_panels():
     assert "arrow:0.x->0.sum" in gids(both, "arrow:")
 
 
-def test_deterministic():
-    a, b = residual_block().draw(), residual_block().draw()
-    a.canvas.draw()
-    b.canvas.draw()
-    assert np.array_equal(np.asarray(a.canvas.buffer_rgba()), np.asarray(b.canvas.buffer_rgba()))
-
-
 def test_format_shape():
     assert format_shape((1, 6, 28, 28)) == "28×28×6"
     assert format_shape((6, 28, 28), order="CHW") == "6×28×28"
@@ -371,8 +364,9 @@ def test_sketch_kinds_and_arrows_differ_by_line_style_not_colour_alone():
         or boxes["node:f"].get_linewidth() != boxes["node:x"].get_linewidth()
 
 
-def test_sketch_deterministic():
-    a, b = lstm_sketch().draw(), lstm_sketch().draw()
+@pytest.mark.parametrize("build", [residual_block, lstm_sketch])
+def test_deterministic(build):
+    a, b = build().draw(), build().draw()
     a.canvas.draw()
     b.canvas.draw()
     assert np.array_equal(np.asarray(a.canvas.buffer_rgba()), np.asarray(b.canvas.buffer_rgba()))

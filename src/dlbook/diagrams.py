@@ -558,29 +558,49 @@ def _boxes_overlap(a, b, tol: float = 0.5) -> bool:
     return (a.x0 < b.x1 - tol and b.x0 < a.x1 - tol and a.y0 < b.y1 - tol and b.y0 < a.y1 - tol)
 
 
+def _first_overlap(extents) -> tuple | None:
+    """The names of the first two of ``extents`` ((name, bbox) pairs) that overlap, or None."""
+    for i, (name_i, bb_i) in enumerate(extents):
+        for name_j, bb_j in extents[i + 1:]:
+            if _boxes_overlap(bb_i, bb_j):
+                return name_i, name_j
+    return None
+
+
+def _inside(bb, box, tol: float = 0.0) -> bool:
+    return (bb.x0 >= box.x0 - tol and bb.x1 <= box.x1 + tol and bb.y0 >= box.y0 - tol
+            and bb.y1 <= box.y1 + tol)
+
+
+def _check_overlaps(texts, nodes, text_message: str) -> None:
+    """No two texts (``texts``: (name, bbox) pairs) overlap, nor two nodes (name -> bbox)."""
+    pair = _first_overlap(texts)
+    if pair:
+        raise ValueError(text_message.format(*pair))
+    pair = _first_overlap(list(nodes.items()))
+    if pair:
+        raise ValueError(f"nodes overlap: {pair[0]!r} and {pair[1]!r}")
+
+
+def _check_in_figure(fig, texts) -> None:
+    for name, bb in texts:
+        if not _inside(bb, fig.bbox, tol=0.5):
+            raise ValueError(f"text {name!r} leaves the figure")
+
+
 def _check(fig, diagrams) -> None:
     """Raise ValueError if the drawing is not legible (module docstring)."""
     renderer = fig.canvas.get_renderer()
     ax = fig.axes[0]
-    texts = [(t.get_gid() or t.get_text(), t, t.get_window_extent(renderer)) for t in ax.texts]
-    for i, (name_i, _, bb_i) in enumerate(texts):
-        for name_j, _, bb_j in texts[i + 1:]:
-            if _boxes_overlap(bb_i, bb_j):
-                raise ValueError(f"labels overlap: {name_i!r} and {name_j!r}; shorten them or "
-                                 "move the nodes apart")
+    texts = [(t.get_gid() or t.get_text(), t.get_window_extent(renderer)) for t in ax.texts]
     patches = {p.get_gid(): p.get_window_extent(renderer) for p in ax.patches
                if p.get_gid() and p.get_gid().split(":")[0] in ("box", "add")}
-    names = list(patches)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            if _boxes_overlap(patches[a], patches[b]):
-                raise ValueError(f"nodes overlap: {a!r} and {b!r}")
-    for gid, _, bb in texts:
+    _check_overlaps(texts, patches,
+                    "labels overlap: {!r} and {!r}; shorten them or move the nodes apart")
+    for gid, bb in texts:
         kind, _, owner = gid.partition(":")
         if kind in ("label", "shape"):
-            box = patches[f"box:{owner}"]
-            if not (bb.x0 >= box.x0 - 0.5 and bb.x1 <= box.x1 + 0.5 and bb.y0 >= box.y0 - 0.5
-                    and bb.y1 <= box.y1 + 0.5):
+            if not _inside(bb, patches[f"box:{owner}"], tol=0.5):
                 raise ValueError(f"text {gid!r} leaves its box")
         else:
             for pname, box in patches.items():
@@ -600,11 +620,7 @@ def _check(fig, diagrams) -> None:
                 if lo_x < box.x1 - 1 and box.x0 + 1 < hi_x + 0.01 and lo_y < box.y1 - 1 \
                         and box.y0 + 1 < hi_y + 0.01:
                     raise ValueError(f"arrow {src!r} -> {dst!r} crosses node {pname!r}")
-    frame = fig.bbox
-    for name, _, bb in texts:
-        if bb.x0 < frame.x0 - 0.5 or bb.x1 > frame.x1 + 0.5 or bb.y0 < frame.y0 - 0.5 \
-                or bb.y1 > frame.y1 + 0.5:
-            raise ValueError(f"text {name!r} leaves the figure")
+    _check_in_figure(fig, texts)
 
 
 def draw_diagrams(diagrams: Sequence[Diagram], titles: Sequence[str] | None = None, *,
@@ -915,26 +931,12 @@ class Sketch:
     def _check(self, fig, ax, patches, owned) -> None:
         renderer = fig.canvas.get_renderer()
         texts = [(t.get_gid(), t.get_window_extent(renderer)) for t in ax.texts]
-        for i, (gid_i, bb_i) in enumerate(texts):
-            for gid_j, bb_j in texts[i + 1:]:
-                if _boxes_overlap(bb_i, bb_j):
-                    raise ValueError(f"texts overlap: {gid_i!r} and {gid_j!r}")
         boxes = {name: p.get_window_extent(renderer) for name, p in patches.items()}
-        names = list(boxes)
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                if _boxes_overlap(boxes[a], boxes[b]):
-                    raise ValueError(f"nodes overlap: {a!r} and {b!r}")
+        _check_overlaps(texts, boxes, "texts overlap: {!r} and {!r}")
         for text, name in owned:
-            bb, box = text.get_window_extent(renderer), boxes[name]
-            if not (bb.x0 >= box.x0 and bb.x1 <= box.x1 and bb.y0 >= box.y0
-                    and bb.y1 <= box.y1):
+            if not _inside(text.get_window_extent(renderer), boxes[name]):
                 raise ValueError(f"the text of node {name!r} leaves it: make the node larger")
-        frame = fig.bbox
-        for gid, bb in texts:
-            if bb.x0 < frame.x0 - 0.5 or bb.x1 > frame.x1 + 0.5 or bb.y0 < frame.y0 - 0.5 \
-                    or bb.y1 > frame.y1 + 0.5:
-                raise ValueError(f"text {gid!r} leaves the figure")
+        _check_in_figure(fig, texts)
         for src, dst, _, _, _, bend, _ in self.arrows:
             if bend:
                 continue  # a curved arrow is the drawer's to place
