@@ -515,7 +515,7 @@ def test_compiled_uneven_parts_equal_readable(shape, rng, monkeypatch):
     # all units i, f, o, g) instead of the two parts' the forward pass wrote gets wrong results.
     _, _, cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
     bounds = cache[5]
-    wrong = _lstm_fast._CompiledCache((*cache[:5], bounds[[0, -1]]))
+    wrong = _lstm_fast._CompiledCache((*cache[:5], bounds[[0, -1]], *cache[6:]))
     np.testing.assert_allclose(_lstm_fast.lstm_backward(dout, cache, dh_n, dc_n)[4], readable[7],
                                **TIGHT)  # dweight_hh, with the cache as it was written
     with pytest.raises(AssertionError):
@@ -610,3 +610,63 @@ def test_compiled_kernels_compiled_before_the_worker_gets_its_part(rng, monkeypa
     # Negative case: a kernel never compiled for these types is reported as such.
     fresh = numba.njit(lambda a: a + 1)
     assert not any(tuple(s.args) == (numba.typeof(1.5),) for s in fresh.nopython_signatures)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transpose_a, transpose_b", [(0, 0), (0, 1), (1, 0), (1, 1)])
+def test_compiled_gemm_equals_numpy(dtype, transpose_a, transpose_b, rng):
+    # The compiled loops' direct BLAS call: row-major C = op(A) op(B) + beta C on matrices inside
+    # larger ones (leading dimensions longer than the rows), in blocks as the loops use it.
+    from dlbook import _lstm_numba
+
+    m, n, k = 7, 5, 9
+    a_big = rng.standard_normal((20, 30)).astype(dtype)
+    b_big = rng.standard_normal((20, 30)).astype(dtype)
+    a = a_big[2:2 + k, 3:3 + m] if transpose_a else a_big[2:2 + m, 3:3 + k]
+    b = b_big[1:1 + n, 4:4 + k] if transpose_b else b_big[1:1 + k, 4:4 + n]
+    op_a, op_b = (a.T if transpose_a else a), (b.T if transpose_b else b)
+    c_big = rng.standard_normal((12, 16)).astype(dtype)
+    c_before = c_big.copy()
+    scratch = _lstm_numba.gemm_scratch(np.dtype(dtype))
+    fn = _lstm_numba.GEMM[np.dtype(dtype)]
+    _lstm_numba._gemm(fn, scratch, transpose_a, transpose_b, m, n, k, a, 30, b, 30, 0.5,
+                      c_big[1:], 16)
+    expected = c_before.copy()
+    expected[1:1 + m, :n] = op_a @ op_b + 0.5 * c_before[1:1 + m, :n]
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else TIGHT
+    np.testing.assert_allclose(c_big, expected, **tol)  # nothing outside C changed either
+    if not transpose_a and not transpose_b:
+        out = np.zeros((m, n), dtype=dtype)
+        _lstm_numba._blocked_gemm(fn, scratch, m, n, k, a, 30, b, 30, out, n, 2, 4)
+        np.testing.assert_allclose(out, op_a @ op_b, **tol)
+    # Negative case: the rows' distance in memory, not their length, is what gemm must be told.
+    wrong = np.zeros((m, n), dtype=dtype)
+    _lstm_numba._gemm(fn, scratch, transpose_a, transpose_b, m, n, k, a, a.shape[1], b, 30, 0.0,
+                      wrong, n)
+    assert not np.allclose(wrong, op_a @ op_b, **tol)
+
+
+def test_padded_rows_avoid_multiples_of_4_kb():
+    assert _lstm_fast._padded(1024, np.float32) == 1040  # 4096 bytes: one cache line more
+    assert _lstm_fast._padded(1040, np.float32) == 1040
+    assert _lstm_fast._padded(1, np.float64) == 8  # whole cache lines
+    assert _lstm_fast._padded(512, np.float64) == 520
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+def test_compiled_blocked_products_equal_readable(rng, monkeypatch):
+    # The compiled loops' per-step products in blocks of 16 rows and 16 columns of the weights
+    # (forward 10 x 3 blocks per part, backward 5 x 10 here), in two parts; float64.
+    from dlbook import _parallel
+
+    monkeypatch.setattr(_lstm_fast, "USE_NUMBA", True)
+    monkeypatch.setattr(_parallel, "available_threads", lambda: 2)
+    monkeypatch.setattr(_lstm_fast, "_MIN_OVERLAP_STEP_WORK", 0)
+    monkeypatch.setattr(_lstm_fast, "_BLOCK_FORWARD", (1, 16))
+    monkeypatch.setattr(_lstm_fast, "_BLOCK_BACKWARD", (1, 16))
+    assert _lstm_fast._blocks(_lstm_fast._BLOCK_FORWARD, 44, 3) == (16, 16)
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 5, 3, 4, 40)
+    fast, readable = _fast_and_readable(x, h0, c0, weights, dout, dh_n, dc_n)
+    for a, b in zip(fast, readable):
+        np.testing.assert_allclose(a, b, **TIGHT)

@@ -665,17 +665,26 @@ def _run_parts(numba_lstm, kernel, bounds, *args) -> None:
                 thread.join()
 
 
-# The compiled loops' per-step products in blocks of rows, each block's M * K * N about this many
-# multiply-adds (scipy's OpenBLAS 0.3.30 through numba, one thread, float32, both benchmark
-# shapes: forward 128 rows, 150-180 GFLOP/s, against 90-120 for the whole product; backward 32
-# rows, 110-140 GFLOP/s, against 80-130).
-_BLOCK_WORK_FORWARD = 3 * 2**18
-_BLOCK_WORK_BACKWARD = 2**19
+# The compiled loops' per-step products in blocks: (multiply-adds per block, columns of the weights
+# per block at most). Measured with scipy's OpenBLAS 0.3.30 through numba, one thread, float32.
+_BLOCK_FORWARD = (3 * 2**18, 2**30)
+_BLOCK_BACKWARD = (2**19, 256)
 
 
-def _block(work: int, inner: int, batch: int) -> int:
-    """Rows per block of a per-step product of ``work`` multiply-adds at most (16 at least)."""
-    return max(16, work // max(1, inner * batch) // 16 * 16)
+def _blocks(block, inner: int, batch: int) -> tuple[int, int]:
+    """(rows, depth) of the blocks of a per-step product with ``inner`` columns of weights."""
+    work, depth = block
+    depth = min(depth, inner)
+    return max(16, work // max(1, depth * batch) // 16 * 16), depth
+
+
+def _padded(columns: int, dtype) -> int:
+    """A row length of at least ``columns`` elements that is not a multiple of 4 kB: rows of a
+    multiple of 4 kB fall into the same few sets of the processor's cache when a step reads a
+    short piece of each of a thousand rows (twice as slow at the second benchmark shape)."""
+    line = max(1, 64 // np.dtype(dtype).itemsize)
+    columns = -(-columns // line) * line  # whole cache lines
+    return columns + line if (columns * np.dtype(dtype).itemsize) % 4096 == 0 else columns
 
 
 def _compiled_forward(numba_lstm, x, h0, c0, w_ih, w_hh, b_ih, b_hh, dtype):
@@ -684,50 +693,48 @@ def _compiled_forward(numba_lstm, x, h0, c0, w_ih, w_hh, b_ih, b_hh, dtype):
     bounds = _parts(batch, hidden)
     w_xh = np.empty((4 * hidden, features + hidden), dtype=dtype)  # [W_ih, W_hh], part order
     bias = np.empty(4 * hidden, dtype=dtype)
-    gates, c, tanh_c, xh_rows = _pooled(
+    gates, c, tanh_c, xh_all, w_hh_t = _pooled(
         [(steps, 4 * hidden, batch), (steps + 1, hidden, batch), (steps, hidden, batch),
-         (steps, batch, features + hidden)], dtype)
+         (features + hidden, _padded((steps + 1) * batch, dtype)), (hidden, 4 * hidden)], dtype)
     out, h_n, c_n = _pooled([(steps, batch, hidden), (batch, hidden), (batch, hidden)], dtype)
     xh = _workspace("xh", (steps + 1, features + hidden, batch), dtype)  # [x_t; h_{t-1}]^T
     xh[0, features:] = h0.T
+    xh_all[features:, :batch] = h0.T
     c[0] = c0.T
     pre = _workspace("pre", (4 * hidden, batch), dtype)
     sync = np.zeros(2, dtype=np.int64)
     contiguous = [np.ascontiguousarray(a, dtype=dtype) for a in (x, w_ih, w_hh, b_ih, b_hh)]
-    _run_parts(numba_lstm, numba_lstm.forward_part, bounds, *contiguous, w_xh, bias, xh, gates, c,
-               tanh_c, pre, xh_rows, out, sync,
-               _block(_BLOCK_WORK_FORWARD, features + hidden, batch))
+    _run_parts(numba_lstm, numba_lstm.forward_part, bounds, *contiguous, w_xh, w_hh_t, bias, xh, xh_all,
+               gates, c, tanh_c, pre, out, sync, *_blocks(_BLOCK_FORWARD, features + hidden, batch),
+               numba_lstm.GEMM[np.dtype(dtype)])
     h_n[...] = xh[steps, features:].T
     c_n[...] = c[steps].T
-    cache = _CompiledCache((xh_rows, w_xh, gates, c, tanh_c, bounds))
+    cache = _CompiledCache((xh_all, w_xh, gates, c, tanh_c, bounds, w_hh_t))
     return out, (h_n, c_n), cache
 
 
 def _compiled_backward(numba_lstm, dout, cache, dh_n, dc_n, dtype):
-    xh_rows, w_xh, gates, c, tanh_c, bounds = cache
+    xh_all, w_xh, gates, c, tanh_c, bounds, w_hh_t = cache
     if dtype not in (np.float32, np.float64):
         dtype = np.dtype(np.float64)  # the compiled loops exist for float32 and float64 only
     if dtype != tanh_c.dtype:  # e.g. a float64 dout for a float32 forward pass: work in float64
-        xh_rows, w_xh, gates, c, tanh_c = (a.astype(dtype) for a in (xh_rows, w_xh, gates, c,
-                                                                    tanh_c))
+        xh_all, w_xh, gates, c, tanh_c, w_hh_t = (
+            a.astype(dtype) for a in (xh_all, w_xh, gates, c, tanh_c, w_hh_t))
     steps, hidden, batch = tanh_c.shape
-    features = xh_rows.shape[2] - hidden
+    features = xh_all.shape[0] - hidden
     dh, dc = np.empty((hidden, batch), dtype=dtype), np.empty((hidden, batch), dtype=dtype)
     dh[...], dc[...] = dh_n.T, dc_n.T
-    w_xh_t = _workspace("w_xh_t", (features + hidden, 4 * hidden), dtype)
+    dout_t = _workspace("dout_t", (hidden, batch), dtype)
     da = _workspace("da", (steps, 4 * hidden, batch), dtype)
-    da_all = _workspace("da_all", (4 * hidden, steps * batch), dtype)
-    dx_t = _workspace("dx_t", (features, steps * batch), dtype)
+    da_all = _workspace("da_all", (4 * hidden, _padded(steps * batch, dtype)), dtype)
     dx, dweight_ih, dweight_hh, dbias = _pooled(
         [(steps, batch, features), (4 * hidden, features), (4 * hidden, hidden), (4 * hidden,)],
         dtype)
     sync = np.zeros(2, dtype=np.int64)
     _run_parts(numba_lstm, numba_lstm.backward_part, bounds, gates, c, tanh_c,
-               np.ascontiguousarray(dout, dtype=dtype), w_xh,
-               xh_rows.reshape(steps * batch, features + hidden), dh, dc, w_xh_t, da, da_all, dx_t,
-               _workspace("dw", (4 * hidden, features + hidden), dtype), dweight_ih, dweight_hh,
-               dbias, sync,
-               _block(_BLOCK_WORK_BACKWARD, 4 * hidden, batch))
-    dx.reshape(steps * batch, features)[...] = dx_t.T
+               np.ascontiguousarray(dout, dtype=dtype), w_xh, w_hh_t, xh_all, dh, dc, dout_t, da,
+               da_all, _workspace("dw", (4 * hidden, features + hidden), dtype), dx,
+               _workspace("dx_parts", (len(bounds) - 2, steps * batch, features), dtype), dweight_ih, dweight_hh, dbias, sync, *_blocks(_BLOCK_BACKWARD, 4 * hidden, batch),
+               numba_lstm.GEMM[np.dtype(dtype)])
     return (dx, np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T), dweight_ih, dweight_hh,
             dbias, dbias.copy())
