@@ -35,32 +35,141 @@ def split_regardless_of_load(monkeypatch):
     monkeypatch.setattr(_lstm_fast, "FORCE_PARTS", 2)
 
 
-def test_parts_split_only_when_a_core_is_idle(monkeypatch):
+def test_parts_split_unless_a_recent_split_waited_long(monkeypatch):
     from dlbook import _parallel
 
     monkeypatch.setattr(_lstm_fast, "FORCE_PARTS", None)
     monkeypatch.setattr(_parallel, "available_threads", lambda: 2)
-    monkeypatch.setattr(_lstm_fast, "_idle_cores", lambda: 1.8)
+    monkeypatch.setattr(_lstm_fast, "_split_state", {"off_until": 0.0, "backoff": 0.5})
+    clock = [100.0]
+    monkeypatch.setattr(_lstm_fast.time, "monotonic", lambda: clock[0])
     assert _lstm_fast._parts(32, 128).tolist() == [0, 64, 128]
     assert _lstm_fast._parts(1, 2).tolist() == [0, 2]  # too little work per step to split
-    # Negative case: another process keeps a core half busy.
-    monkeypatch.setattr(_lstm_fast, "_idle_cores", lambda: 1.2)
+    _lstm_fast._record_split(0.002, 0.0125)  # brief hiccups: still split
+    _lstm_fast._record_split(0.0015, 0.003)  # half a short call, but one hiccup: still split
+    assert len(_lstm_fast._parts(32, 128)) == 3
+    # Negative case: a split call whose parts waited long (another program had a core).
+    _lstm_fast._record_split(0.01, 0.025)
     assert _lstm_fast._parts(32, 128).tolist() == [0, 128]
+    clock[0] += 0.6  # the back-off is over: one call tries again, and meets the load again
+    assert len(_lstm_fast._parts(32, 128)) == 3
+    _lstm_fast._record_split(0.1, 0.2)
+    clock[0] += 0.6
+    assert len(_lstm_fast._parts(32, 128)) == 2  # twice as long this time (1 s)
+    clock[0] += 0.6
+    assert len(_lstm_fast._parts(32, 128)) == 3
+    _lstm_fast._record_split(0.0, 0.0125)  # a clean split call: the back-off starts again from 0.5 s
+    assert _lstm_fast._split_state["backoff"] == _lstm_fast._BACKOFF
     monkeypatch.setattr(_lstm_fast, "FORCE_PARTS", 1)
-    monkeypatch.setattr(_lstm_fast, "_idle_cores", lambda: 1.8)
     assert _lstm_fast._parts(32, 128).tolist() == [0, 128]
-    monkeypatch.undo()
-    # This process's own CPU use does not count against it: a busy loop here leaves the idle
-    # count near what the other processes leave (the load average lags; only the sign is tested).
-    monkeypatch.setattr(_lstm_fast, "_OWN_LOAD", {"wall": None, "cpu": 0.0, "rate": 0.0})
-    monkeypatch.setattr(_lstm_fast.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
-    first = _lstm_fast._idle_cores()
-    end = _lstm_fast.time.monotonic() + 0.3
-    while _lstm_fast.time.monotonic() < end:
-        pass
-    assert _lstm_fast._idle_cores() > first  # its own 0.3 s of CPU came off the load
-    monkeypatch.setattr(_lstm_fast.os, "getloadavg", lambda: (_ for _ in ()).throw(OSError()))
-    assert _lstm_fast._idle_cores() >= 1
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+def test_compiled_split_calls_report_long_waits(rng, monkeypatch):
+    # A split call adds up its parts' waits past the spin at the barrier. One part held up for
+    # about a millisecond at every step (as by another program taking its core) is counted;
+    # the time goes to the split rule, which then stops splitting.
+    import numba
+
+    from dlbook import _lstm_numba, _parallel
+
+    monkeypatch.setattr(_lstm_fast, "USE_NUMBA", True)
+    monkeypatch.setattr(_parallel, "available_threads", lambda: 2)
+    monkeypatch.setattr(_lstm_fast, "_split_state", {"off_until": 0.0, "backoff": 0.5})
+    recorded = []
+    monkeypatch.setattr(_lstm_fast, "_record_split", lambda waited, elapsed: recorded.append(
+        (waited, elapsed)))
+
+    @numba.njit(nogil=True)
+    def slow_part(part, bounds, sync, steps, spins):
+        for _ in range(steps):
+            if part == 1:  # a late part: spin at least as long as the barrier's own spin
+                count = 0
+                for _ in range(spins):
+                    count += _lstm_numba._atomic_load(sync, 0)
+            if _lstm_numba._barrier(sync, 2):
+                return
+
+    def call(spins):
+        sync = np.zeros(_lstm_numba.SYNC_WORDS, dtype=np.int64)
+        _lstm_fast._run_parts(_lstm_numba, slow_part, np.array([0, 1, 2]), sync, sync, 6, spins)
+        return recorded[-1]
+
+    call(0)  # the worker thread started and awake
+    waited, elapsed = call(100 * _lstm_numba._SPINS)  # about a millisecond late at each step
+    assert 0.5 * elapsed < waited <= elapsed
+    assert _lstm_fast._WAIT_SHARE * elapsed < waited
+    # Negative case: parts that keep pace (the least of a few calls: this machine may be busy).
+    assert min(w / e for w, e in (call(0) for _ in range(5))) < _lstm_fast._WAIT_SHARE
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("failing", [0, 1])
+def test_compiled_part_error_releases_the_other_part(failing, monkeypatch):
+    # A part that raises before the barrier: the other part, waiting there, is released (it
+    # returns instead of waiting for good), and the caller gets the error.
+    import threading
+
+    import numba
+
+    from dlbook import _lstm_numba
+
+    @numba.njit(nogil=True)
+    def failing_part(part, bounds, sync, bad, arrived):
+        if part == bad:
+            raise ValueError("part failed")
+        if _lstm_numba._barrier(sync, 2):
+            arrived[part] = -1  # released by the abort
+            return
+        arrived[part] = 1
+
+    sync = np.zeros(_lstm_numba.SYNC_WORDS, dtype=np.int64)
+    arrived = np.zeros(2, dtype=np.int64)
+    errors = []
+
+    def call():
+        try:
+            _lstm_fast._run_parts(_lstm_numba, failing_part, np.array([0, 1, 2]), sync, sync,
+                                  failing, arrived)
+        except ValueError as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the call hung at the barrier"
+    assert [str(e) for e in errors] == ["part failed"]
+    assert arrived[1 - failing] == -1 and sync[3] == 1
+    # Negative case: without the abort, the part at the barrier would still be waiting.
+    sync[:] = 0
+    waiting = threading.Thread(target=failing_part, args=(0, None, sync, 1, arrived), daemon=True)
+    waiting.start()
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive()
+    _lstm_numba.abort(sync)
+    waiting.join(timeout=60)
+    assert not waiting.is_alive()
+
+
+def test_one_blas_thread_shared_by_concurrent_callers(monkeypatch):
+    # Two threads inside at once, the first leaving first: BLAS stays on one thread until the
+    # second leaves, and then has its threads from before again.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    controller = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    if not controller.lib_controllers:
+        pytest.skip("no BLAS library that threadpoolctl controls")
+    before = [lib.num_threads for lib in controller.lib_controllers]
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        first, second = _lstm_fast._one_blas_thread(), _lstm_fast._one_blas_thread()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        now = threadpoolctl.ThreadpoolController().select(user_api="blas")
+        assert all(lib.num_threads == 1 for lib in now.lib_controllers)
+        second.__exit__(None, None, None)
+        now = threadpoolctl.ThreadpoolController().select(user_api="blas")
+        assert all(lib.num_threads == 2 for lib in now.lib_controllers)
+    assert [lib.num_threads for lib in controller.lib_controllers] == before
 
 
 @pytest.fixture
@@ -594,10 +703,14 @@ def test_compiled_kernels_compiled_before_the_worker_gets_its_part(rng, monkeypa
     seen = []
     original = _lstm_fast._PartWorker.run
 
-    def run(self, kernel, args_part1, kernel_part0):
-        signature = tuple(numba.typeof(a) for a in args_part1)
+    def run(self, part1, part0):
+        # the kernel and arguments that part1 (a closure made by _run_parts) calls
+        names = dict(zip(part1.__code__.co_freevars,
+                         (cell.cell_contents for cell in part1.__closure__)))
+        kernel, arguments = names["kernel"], (1, names["bounds"], *names["args"])
+        signature = tuple(numba.typeof(a) for a in arguments)
         seen.append(any(tuple(s.args) == signature for s in kernel.nopython_signatures))
-        return original(self, kernel, args_part1, kernel_part0)
+        return original(self, part1, part0)
 
     monkeypatch.setattr(_lstm_fast._PartWorker, "run", run)
     x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 3, 2, 4, 6, dtype=np.float32)

@@ -173,8 +173,19 @@ _BLOCK_WORK = 2**19
 _blas_control: list = []  # threadpoolctl's controller of the BLAS libraries, made on first use
 
 
+_blas_users = {"count": 0, "limiter": None}  # callers inside _one_blas_thread, and their limit
+_blas_lock = threading.Lock()
+
+
+@contextlib.contextmanager
 def _one_blas_thread():
-    """A context in which numpy's BLAS runs on one thread (none without threadpoolctl)."""
+    """A context in which numpy's BLAS runs on one thread (none without threadpoolctl).
+
+    The limit is the whole process's (threadpoolctl's), so threads inside this context at once
+    share one: the first to enter sets it, the last to leave restores the number of threads
+    from before. (Each setting and restoring its own, a thread that left first restored the
+    library's threads under another still inside, and that one then left one thread behind.)
+    """
     if not _blas_control:
         try:
             from threadpoolctl import ThreadpoolController  # installed with scikit-learn
@@ -182,7 +193,21 @@ def _one_blas_thread():
         except ImportError:
             _blas_control.append(None)
     control = _blas_control[0]
-    return contextlib.nullcontext() if control is None else control.limit(limits=1)
+    if control is None:
+        yield
+        return
+    with _blas_lock:
+        if _blas_users["count"] == 0:
+            _blas_users["limiter"] = control.limit(limits=1)
+        _blas_users["count"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users["count"] -= 1
+            if _blas_users["count"] == 0:
+                _blas_users["limiter"].restore_original_limits()
+                _blas_users["limiter"] = None
 
 
 def _overlap(batch: int, hidden: int) -> bool:
@@ -491,40 +516,54 @@ class _CompiledCache(tuple):
     """The forward cache of the compiled path (a tuple, told apart by its type)."""
 
 
-_OWN_LOAD = {"wall": None, "cpu": 0.0, "rate": 0.0}  # this process's share of the load average
+# Whether the compiled loops split in two: by what recent split calls met. The barrier adds up
+# the time of its waits past the spin (some 0.04 ms); a call whose parts together spent a fifth
+# or more of its time in such waits, and at least _WAIT_MIN seconds, shows that a part's thread
+# was often without a core: other programs are running. Splits then stop for a while (_BACKOFF
+# seconds at first, twice as long after each such call up to _BACKOFF_MAX, back to _BACKOFF
+# after a call without); one call tries again after that. Split calls on a loaded machine were slower than
+# one part alone: the parts meet at a barrier at every step, and a part whose core another
+# program takes for a time slice holds up the other (4-100x at load averages of 8-13; with one
+# other busy program on the two cores, 27 ms against 24 ms at the second benchmark shape, when
+# a quiet machine gives 12 ms). Long waits on the quiet machine were rare and short (the second
+# thread waking, the system running something briefly). Counting the long waits was not
+# enough: with one other busy program the calls took twice as long with a few waits, each of a
+# time slice. The load average, used before, lags by tens of seconds: right after a test run it
+# kept the split off on an idle machine, and it does not tell this process's threads from
+# others'.
+_WAIT_SHARE, _WAIT_MIN = 0.2, 0.002
+_BACKOFF, _BACKOFF_MAX = 0.5, 8.0
+_split_state = {"off_until": 0.0, "backoff": _BACKOFF}
+_split_lock = threading.Lock()
 
 
-def _idle_cores() -> float:
-    """Cores that other processes leave free: the CPUs this process may use less the last
-    minute's load average (``os.getloadavg``), less this process's own CPU use averaged the way
-    the kernel averages the load (over about a minute); all of them when the load is unknown."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return float(cpus or 1)
-    now, times = time.monotonic(), os.times()
-    cpu = times.user + times.system
-    if _OWN_LOAD["wall"] is not None and now > _OWN_LOAD["wall"]:
-        elapsed = now - _OWN_LOAD["wall"]
-        keep = math.exp(-elapsed / 60.0)
-        _OWN_LOAD["rate"] = (keep * _OWN_LOAD["rate"]
-                             + (1 - keep) * (cpu - _OWN_LOAD["cpu"]) / elapsed)
-    _OWN_LOAD["wall"], _OWN_LOAD["cpu"] = now, cpu
-    return (cpus or 1) - max(0.0, load - _OWN_LOAD["rate"])
+def _split_allowed() -> bool:
+    """False while splits are off after a call that waited long at its barriers."""
+    return time.monotonic() >= _split_state["off_until"]
+
+
+def _record_split(waited: float, elapsed: float) -> None:
+    """Take a split call into account: its parts waited ``waited`` seconds in all at their
+    barriers past the spin, in the ``elapsed`` seconds of the call (``_WAIT_SHARE``,
+    ``_WAIT_MIN``)."""
+    with _split_lock:
+        if waited >= max(_WAIT_SHARE * elapsed, _WAIT_MIN):
+            _split_state["off_until"] = time.monotonic() + _split_state["backoff"]
+            _split_state["backoff"] = min(2 * _split_state["backoff"], _BACKOFF_MAX)
+        else:
+            _split_state["backoff"] = _BACKOFF
 
 
 def _parts(batch: int, hidden: int) -> np.ndarray:
     """The hidden units' split between threads: bounds (parts + 1,), int64.
 
-    Two parts only when other processes leave both cores (nearly) free, judged by the load
-    average less this process's own CPU use (:func:`_idle_cores`; it lags by tens of seconds):
-    the parts meet at a barrier at every step, and a part whose thread waits for a core holds
-    up the other (on a loaded machine the split calls took 4-100x longer than one part).
+    Two parts when there are two cores, the steps are large enough (``_MIN_OVERLAP_STEP_WORK``)
+    and recent split calls did not wait long at their barriers (:func:`_record_split`);
+    ``FORCE_PARTS`` overrides the last condition (the tests).
     """
     parts = 2 if (_parallel.available_threads() >= 2 and hidden >= 2
                   and batch * 4 * hidden * hidden >= _MIN_OVERLAP_STEP_WORK
-                  and (FORCE_PARTS == 2 or (FORCE_PARTS is None and _idle_cores() >= 1.5))) else 1
+                  and (FORCE_PARTS == 2 or (FORCE_PARTS is None and _split_allowed()))) else 1
     return np.array([hidden * k // parts for k in range(parts + 1)], dtype=np.int64)
 
 
@@ -569,26 +608,25 @@ class _PartWorker:
         while True:
             self._wait(0, calls + 1)
             calls += 1
-            kernel, args = self.job
             try:
-                kernel(*args)
+                self.job()
             except BaseException as err:  # re-raised in the caller's thread
                 self.error = err
             self._signal(1, calls)
 
-    def run(self, kernel, args_part1, kernel_part0) -> None:
-        """``kernel(*args_part1)`` here while the caller runs ``kernel_part0()`` (hold ``busy``).
+    def run(self, part1, part0) -> None:
+        """``part1()`` here while the caller runs ``part0()`` (the caller holds ``busy``).
 
-        ``kernel`` must be compiled for these arguments already (:func:`_run_parts` sees to it):
-        a caller interrupted while numba compiles would leave this thread's part waiting at
-        the first barrier for good."""
+        The kernel that ``part1`` runs must be compiled for its arguments already
+        (:func:`_run_parts` sees to it): a caller interrupted while numba compiles would leave
+        this thread's part waiting at the first barrier for good."""
         self._wait(1, self.posted)  # the previous call's part has finished
         calls = self.posted + 1
-        self.job, self.error = (kernel, args_part1), None
+        self.job, self.error = part1, None
         self.posted = calls
         self._signal(0, calls)
         try:
-            kernel_part0()
+            part0()
         finally:
             self._wait(1, calls)
             self.job = None
@@ -638,31 +676,56 @@ def _part_worker(numba_lstm) -> _PartWorker:
         return _workers[0]
 
 
-def _run_parts(numba_lstm, kernel, bounds, *args) -> None:
+def _run_parts(numba_lstm, kernel, bounds, sync, *args) -> None:
     """``kernel(part, bounds, *args)`` for every part at once (one or two): part 0 in the
     caller's thread, part 1 in :class:`_PartWorker`'s thread (or, while another caller has
-    that, in a thread started for the call), BLAS on one thread in both."""
+    that, in a thread started for the call), BLAS on one thread in both. ``sync`` is the parts'
+    barrier (one of ``args``): a part that raises aborts it, so that the other returns too, and
+    the caller raises the first error; a split call's time and its parts' long waits go to
+    :func:`_record_split`."""
     with _one_blas_thread():
         if len(bounds) == 2:
             kernel(0, bounds, *args)
             return
         numba_lstm.compile_for(kernel, (1, bounds, *args))  # before either part starts
+        start = time.perf_counter()
+
+        def part(k: int):
+            def run() -> None:
+                try:
+                    kernel(k, bounds, *args)
+                except BaseException:
+                    numba_lstm.abort(sync)  # the other part stops waiting for this one
+                    raise
+            return run
+
         worker = _part_worker(numba_lstm)
         if worker.busy.acquire(blocking=False):
             saved = _pin(worker.cpus[0])
             try:
-                worker.run(kernel, (1, bounds, *args), lambda: kernel(0, bounds, *args))
+                worker.run(part(1), part(0))
             finally:
                 worker.busy.release()
                 _pin(saved)
         else:  # another caller has the worker: part 1 on a thread of this call's own
-            thread = threading.Thread(target=kernel, args=(1, bounds, *args), daemon=True,
-                                      name="dlbook-lstm-part")
+            errors: list[BaseException] = []
+
+            def second() -> None:
+                try:
+                    part(1)()
+                except BaseException as err:  # re-raised in the caller's thread
+                    errors.append(err)
+
+            thread = threading.Thread(target=second, daemon=True, name="dlbook-lstm-part")
             thread.start()
             try:
-                kernel(0, bounds, *args)
+                part(0)()
             finally:
                 thread.join()
+            if errors:
+                raise errors[0]
+        elapsed = time.perf_counter() - start
+    _record_split(sync[2] * 1e-9, elapsed)
 
 
 # The compiled loops' per-step products in blocks: (multiply-adds per block, columns of the weights
@@ -702,9 +765,9 @@ def _compiled_forward(numba_lstm, x, h0, c0, w_ih, w_hh, b_ih, b_hh, dtype):
     xh_all[features:, :batch] = h0.T
     c[0] = c0.T
     pre = _workspace("pre", (4 * hidden, batch), dtype)
-    sync = np.zeros(2, dtype=np.int64)
+    sync = np.zeros(numba_lstm.SYNC_WORDS, dtype=np.int64)
     contiguous = [np.ascontiguousarray(a, dtype=dtype) for a in (x, w_ih, w_hh, b_ih, b_hh)]
-    _run_parts(numba_lstm, numba_lstm.forward_part, bounds, *contiguous, w_xh, w_hh_t, bias, xh, xh_all,
+    _run_parts(numba_lstm, numba_lstm.forward_part, bounds, sync, *contiguous, w_xh, w_hh_t, bias, xh, xh_all,
                gates, c, tanh_c, pre, out, sync, *_blocks(_BLOCK_FORWARD, features + hidden, batch),
                numba_lstm.GEMM[np.dtype(dtype)])
     h_n[...] = xh[steps, features:].T
@@ -730,8 +793,8 @@ def _compiled_backward(numba_lstm, dout, cache, dh_n, dc_n, dtype):
     dx, dweight_ih, dweight_hh, dbias = _pooled(
         [(steps, batch, features), (4 * hidden, features), (4 * hidden, hidden), (4 * hidden,)],
         dtype)
-    sync = np.zeros(2, dtype=np.int64)
-    _run_parts(numba_lstm, numba_lstm.backward_part, bounds, gates, c, tanh_c,
+    sync = np.zeros(numba_lstm.SYNC_WORDS, dtype=np.int64)
+    _run_parts(numba_lstm, numba_lstm.backward_part, bounds, sync, gates, c, tanh_c,
                np.ascontiguousarray(dout, dtype=dtype), w_xh, w_hh_t, xh_all, dh, dc, dout_t, da,
                da_all, _workspace("dw", (4 * hidden, features + hidden), dtype), dx,
                _workspace("dx_parts", (len(bounds) - 2, steps * batch, features), dtype), dweight_ih, dweight_hh, dbias, sync, *_blocks(_BLOCK_BACKWARD, 4 * hidden, batch),

@@ -43,6 +43,7 @@ needs.
 from __future__ import annotations
 
 import sys
+import time
 
 import numba
 import numpy as np
@@ -132,17 +133,42 @@ if sys.platform.startswith("win"):
     @numba.njit
     def _yield():
         pass
+
+    @numba.njit
+    def _now():
+        """A clock in nanoseconds (none here: 0)."""
+        return 0
 else:
     _sched_yield = types.ExternalFunction("sched_yield", types.int32())
+    _clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.uintp))
+    _MONOTONIC = time.CLOCK_MONOTONIC
 
     @numba.njit
     def _yield():
         _sched_yield()
 
+    @numba.njit
+    def _now():
+        """The monotonic clock in nanoseconds (clock_gettime; a struct timespec of two int64)."""
+        timespec = np.zeros(2, dtype=np.int64)
+        _clock_gettime(_MONOTONIC, timespec.ctypes.data)
+        return timespec[0] * 1_000_000_000 + timespec[1]
+
+
+# The barrier's int64 words: arrivals, generation, nanoseconds of long waits, abort.
+SYNC_WORDS = 4
+
 
 @numba.njit
 def _barrier(sync, parts):
-    """Wait until all ``parts`` threads have called this (``sync``: two int64, zero at first)."""
+    """Wait until all ``parts`` threads have called this; True if the call was abandoned.
+
+    ``sync``: :data:`SYNC_WORDS` int64, zero at first. The time of each wait longer than the
+    spin (``_SPINS`` turns) is added to ``sync[2]``, in nanoseconds from the end of the spin
+    (the caller's evidence that a part's thread had no core); while it lasts, the waiting
+    thread checks ``sync[3]``, set by :func:`abort` when a part ends early (an exception), and
+    then returns True: its caller returns at once.
+    """
     if parts > 1:
         generation = _atomic_load(sync, 1)
         if _atomic_add(sync, 0, 1) == parts - 1:  # the last to arrive lets the others go
@@ -150,10 +176,24 @@ def _barrier(sync, parts):
             _atomic_add(sync, 1, 1)
         else:
             spins = 0
+            start = 0
             while _atomic_load(sync, 1) == generation:
                 spins += 1
                 if spins > _SPINS:
+                    if spins == _SPINS + 1:
+                        start = _now()
+                    if _atomic_load(sync, 3) != 0:
+                        return True
                     _yield()
+            if spins > _SPINS:
+                _atomic_add(sync, 2, _now() - start)
+    return False
+
+
+@numba.njit(**_JIT)
+def abort(sync):
+    """Make every part waiting at ``sync``'s barrier return (a part has ended early)."""
+    _atomic_store(sync, 3, 1)
 
 
 @numba.njit(**_JIT)
@@ -405,7 +445,8 @@ def forward_part(part, bounds, x, w_ih, w_hh, b_ih, b_hh, w_xh, w_hh_t, bias, xh
     _transpose(x2d[:, d0:d1], xh_all[d0:d1], 0, steps * batch)
     for t in range(steps):
         xh[t, d0:d1] = xh_all[d0:d1, t * batch:(t + 1) * batch]
-    _barrier(sync, parts)
+    if _barrier(sync, parts):
+        return
     for t in range(steps):
         # W [x_t; h_{t-1}], this part's rows
         _blocked_gemm(gemm, scratch, 4 * m, batch, inner, w_xh[r0:], inner, xh[t], batch,
@@ -432,7 +473,8 @@ def forward_part(part, bounds, x, w_ih, w_hh, b_ih, b_hh, w_xh, w_hh_t, bias, xh
         h_t = xh[t + 1, features:]
         xh_all[features + u0:features + u1, (t + 1) * batch:(t + 2) * batch] = h_t[u0:u1]
         _transpose(h_t, out[t], u0, u1)
-        _barrier(sync, parts)
+        if _barrier(sync, parts):
+            return
 
 
 @numba.njit(**_JIT)
@@ -480,7 +522,8 @@ def backward_part(part, bounds, gates, c, tanh_c, dout, w_xh, w_hh_t, xh_all, dh
                 da[t, ro, n] = dh_t * tc * o * (one - o)
                 da[t, rg, n] = dc_t * i * (one - g * g)
                 dc[u, n] = dc_t * f
-        _barrier(sync, parts)
+        if _barrier(sync, parts):
+            return
         # dh_{t-1} = W_hh^T dA_t, this part's units
         _blocked_gemm(gemm, scratch, m, batch, h4, w_hh_t[u0:], h4, da[t], batch, dh[u0:], batch,
                       rows, depth)
@@ -509,7 +552,8 @@ def backward_part(part, bounds, gates, c, tanh_c, dout, w_xh, w_hh_t, xh_all, dh
               0.0, mine, features)
     else:
         mine[...] = 0
-    _barrier(sync, parts)
+    if _barrier(sync, parts):
+        return
     q0, q1 = columns * part // parts, columns * (part + 1) // parts
     for p in range(parts - 1):
         dx2d[q0:q1] += dx_parts[p, q0:q1]
