@@ -59,7 +59,6 @@ products. What this module does about that, and why:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
@@ -170,44 +169,8 @@ _MIN_OVERLAP_STEP_WORK = 2**18
 # small through its small-matrix kernels, 15-25 % faster per step here than the whole product
 # (measured at both benchmark shapes, one thread, float32; best at 2**19).
 _BLOCK_WORK = 2**19
-_blas_control: list = []  # threadpoolctl's controller of the BLAS libraries, made on first use
-
-
-_blas_users = {"count": 0, "limiter": None}  # callers inside _one_blas_thread, and their limit
-_blas_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _one_blas_thread():
-    """A context in which numpy's BLAS runs on one thread (none without threadpoolctl).
-
-    The limit is the whole process's (threadpoolctl's), so threads inside this context at once
-    share one: the first to enter sets it, the last to leave restores the number of threads
-    from before. (Each setting and restoring its own, a thread that left first restored the
-    library's threads under another still inside, and that one then left one thread behind.)
-    """
-    if not _blas_control:
-        try:
-            from threadpoolctl import ThreadpoolController  # installed with scikit-learn
-            _blas_control.append(ThreadpoolController().select(user_api="blas"))
-        except ImportError:
-            _blas_control.append(None)
-    control = _blas_control[0]
-    if control is None:
-        yield
-        return
-    with _blas_lock:
-        if _blas_users["count"] == 0:
-            _blas_users["limiter"] = control.limit(limits=1)
-        _blas_users["count"] += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users["count"] -= 1
-            if _blas_users["count"] == 0:
-                _blas_users["limiter"].restore_original_limits()
-                _blas_users["limiter"] = None
+# numpy's and scipy's BLAS on one thread, shared with every other caller (see dlbook._parallel)
+_one_blas_thread = _parallel.one_blas_thread
 
 
 def _overlap(batch: int, hidden: int) -> bool:
@@ -304,7 +267,9 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
         x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih, bias_hh, gates=4, sequence=True)
     h0, c0 = states["h0"], states["c0"]
     dtype = np.result_type(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
-    compiled = _compiled() if dtype in (np.float32, np.float64) else None
+    # The compiled loops pass sizes to BLAS as 32-bit ints: larger layers take the numpy loops.
+    small = max((x.shape[0] + 1) * x.shape[1] + 64, 4 * hidden + x.shape[2]) <= _BLAS_INT_MAX
+    compiled = _compiled() if dtype in (np.float32, np.float64) and small else None
     if compiled is not None:
         return _compiled_forward(compiled, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
                                  dtype)
@@ -488,6 +453,7 @@ def lstm_backward(dout, cache, dh_n=None, dc_n=None):
 # ---------------------------------------------------------------------------------------------
 # The compiled path (numba), used when numba is installed (see dlbook._lstm_numba).
 
+_BLAS_INT_MAX = 2**31 - 1  # the largest size BLAS's 32-bit int arguments hold
 USE_NUMBA: bool | None = None  # None: when numba imports; the tests set True or False
 FORCE_PARTS: int | None = None  # None: split when a core is idle (_parts); the tests set 1 or 2
 _numba_module: list = []
@@ -508,7 +474,7 @@ def _compiled():
             _numba_module.append(None)
         else:
             _numba_module.append(_lstm_numba)
-            _blas_control.clear()  # control scipy's BLAS too from now on
+            _parallel.forget_blas_libraries()  # control scipy's BLAS too from now on
     return _numba_module[0]
 
 
@@ -517,7 +483,7 @@ class _CompiledCache(tuple):
 
 
 # Whether the compiled loops split in two: by what recent split calls met. The barrier adds up
-# the time of its waits past the spin (some 0.04 ms); a call whose parts together spent a fifth
+# the time of its waits past the spin (some 0.03 ms); a call whose parts together spent a fifth
 # or more of its time in such waits, and at least _WAIT_MIN seconds, shows that a part's thread
 # was often without a core: other programs are running. Splits then stop for a while (_BACKOFF
 # seconds at first, twice as long after each such call up to _BACKOFF_MAX, back to _BACKOFF
@@ -591,11 +557,12 @@ class _PartWorker:
         self.thread.start()
 
     def _wait(self, index: int, value: int) -> None:
-        """Return once ``flags[index] == value``: a spin first, then asleep."""
+        """Return once ``flags[index] == value``: a spin first, then asleep (waking now and
+        then to look: a notification lost to an interrupted signaller only delays it)."""
         if not self.numba_lstm.spin_until(self.flags, index, value, _IDLE_SPINS):
             with self.cond:
                 while self.flags[index] != value:
-                    self.cond.wait()
+                    self.cond.wait(timeout=0.05)
 
     def _signal(self, index: int, value: int) -> None:
         self.numba_lstm.publish(self.flags, index, value)
@@ -614,21 +581,28 @@ class _PartWorker:
                 self.error = err
             self._signal(1, calls)
 
-    def run(self, part1, part0) -> None:
+    def run(self, part1, part0, abort) -> None:
         """``part1()`` here while the caller runs ``part0()`` (the caller holds ``busy``).
 
-        The kernel that ``part1`` runs must be compiled for its arguments already
-        (:func:`_run_parts` sees to it): a caller interrupted while numba compiles would leave
-        this thread's part waiting at the first barrier for good."""
+        If the caller's side raises (``part0`` or an interrupt such as Ctrl-C anywhere in
+        here), ``abort()`` makes ``part1`` leave its barrier, so that this thread is free for
+        the next call. The kernel that ``part1`` runs must be compiled for its arguments already
+        (:func:`_run_parts` sees to it): numba's compiler cannot be interrupted safely."""
         self._wait(1, self.posted)  # the previous call's part has finished
         calls = self.posted + 1
         self.job, self.error = part1, None
         self.posted = calls
-        self._signal(0, calls)
         try:
+            self._signal(0, calls)
             part0()
+        except BaseException:
+            abort()
+            raise
         finally:
-            self._wait(1, calls)
+            if self.flags[0] == calls:  # this thread was given its part: wait for its end
+                self._wait(1, calls)
+            else:  # interrupted before: the call never happened here
+                self.posted = calls - 1
             self.job = None
         if self.error is not None:
             raise self.error
@@ -661,8 +635,12 @@ _workers: list = []
 _workers_lock = threading.Lock()
 
 
-def _reset_workers() -> None:  # a forked child has none of its parent's threads
+def _reset_workers() -> None:
+    """A forked child has none of its parent's threads: no worker, and fresh locks (one held by
+    another thread of the parent at the fork would stay held for good)."""
+    global _workers_lock, _split_lock, _pool_lock
     _workers.clear()
+    _workers_lock, _split_lock, _pool_lock = threading.Lock(), threading.Lock(), threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -690,12 +668,15 @@ def _run_parts(numba_lstm, kernel, bounds, sync, *args) -> None:
         numba_lstm.compile_for(kernel, (1, bounds, *args))  # before either part starts
         start = time.perf_counter()
 
+        def abort() -> None:  # the other part stops waiting at the barrier
+            numba_lstm.abort(sync)
+
         def part(k: int):
             def run() -> None:
                 try:
                     kernel(k, bounds, *args)
                 except BaseException:
-                    numba_lstm.abort(sync)  # the other part stops waiting for this one
+                    abort()
                     raise
             return run
 
@@ -703,7 +684,7 @@ def _run_parts(numba_lstm, kernel, bounds, sync, *args) -> None:
         if worker.busy.acquire(blocking=False):
             saved = _pin(worker.cpus[0])
             try:
-                worker.run(part(1), part(0))
+                worker.run(part(1), part(0), abort)
             finally:
                 worker.busy.release()
                 _pin(saved)
@@ -717,11 +698,15 @@ def _run_parts(numba_lstm, kernel, bounds, sync, *args) -> None:
                     errors.append(err)
 
             thread = threading.Thread(target=second, daemon=True, name="dlbook-lstm-part")
-            thread.start()
             try:
+                thread.start()
                 part(0)()
+            except BaseException:
+                abort()
+                raise
             finally:
-                thread.join()
+                if thread.ident is not None:
+                    thread.join()
             if errors:
                 raise errors[0]
         elapsed = time.perf_counter() - start

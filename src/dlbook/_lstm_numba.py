@@ -11,9 +11,11 @@ directly: see below) and one fused elementwise pass over all gates.
 Two threads split every step by hidden units: part k owns the units [u_k, u_{k+1}), the rows
 of all four gates of those units (half the recurrent weights), and its units of c_t and h_t.
 The next step's product needs all of h_t, so the parts meet at a barrier once per step (a spin
-on an atomic counter, a fraction of a microsecond when both run); nothing else is shared. The
-backward step is split the same way: each part computes its units' gate gradients dA, waits at
-the barrier for the other's, and then its units' rows of dh_{t-1} = W_hh^T dA.
+on an atomic counter, a fraction of a microsecond when both run). The backward step is split
+the same way: each part computes its units' gate gradients dA, waits at the barrier for the
+other's, and then its units' rows of dh_{t-1} = W_hh^T dA. Within a step each part writes only
+its own rows; what one part reads of the other's is h_t forward, dA_t backward, and, once
+after the loop, the other's share of dx.
 
 The gates use exp only, written out here (a Cephes-style polynomial, accurate to about one unit
 in the last place in float32 and float64) so that the compiler vectorises the elementwise pass:
@@ -124,7 +126,7 @@ def _f64_from_bits(typingctx, bits):
     return sig, codegen
 
 
-# After this many turns of the spin (some 0.1 ms) a thread waiting at the barrier gives up its
+# After this many turns of the spin (some 0.03 ms) a thread waiting at the barrier gives up its
 # core on each turn: on a busy machine the thread it waits for may have none (sched_yield; a
 # plain spin on Windows). Yielding much sooner cost more than the spin: with other programs
 # running, a yield gave the core away for a time slice at nearly every step.
@@ -136,7 +138,8 @@ if sys.platform.startswith("win"):
 
     @numba.njit
     def _now():
-        """A clock in nanoseconds (none here: 0)."""
+        """A clock in nanoseconds: none here, so waits are not timed and splits never stop
+        (:func:`dlbook._lstm_fast._record_split`)."""
         return 0
 else:
     _sched_yield = types.ExternalFunction("sched_yield", types.int32())
@@ -149,7 +152,8 @@ else:
 
     @numba.njit
     def _now():
-        """The monotonic clock in nanoseconds (clock_gettime; a struct timespec of two int64)."""
+        """The monotonic clock in nanoseconds (clock_gettime; a struct timespec of two int64, as
+        on every 64-bit platform numba supports)."""
         timespec = np.zeros(2, dtype=np.int64)
         _clock_gettime(_MONOTONIC, timespec.ctypes.data)
         return timespec[0] * 1_000_000_000 + timespec[1]
@@ -381,6 +385,27 @@ def gemm_scratch(dtype):
 # ---------------------------------------------------------------------------------------------
 # The time loops, one part (a range of hidden units) per thread.
 
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _block_sum(row, b0, b1):
+    """sum(row[b0:b1]) in row's own type, in any order (so that it vectorises: several partial
+    sums side by side, as numpy's pairwise sum also has)."""
+    total = row.dtype.type(0)
+    for q in range(b0, b1):
+        total += row[q]
+    return total
+
+
+@numba.njit
+def _row_sum(row, n):
+    """sum(row[:n]) in float64, from sums of 256 elements at a time in the row's type: as fast
+    as one pass, and as accurate as numpy's pairwise sum in float32 whatever n (a float32 sum
+    of a million terms in one sequence was off by 4e-4 relative)."""
+    total = 0.0
+    for b0 in range(0, n, 256):
+        total += _block_sum(row, b0, min(b0 + 256, n))
+    return total
+
+
 @numba.njit
 def _transpose(src, dst, r0, r1):
     """dst[:, r] = src[r, :] for the rows r0 <= r < r1 of ``src`` (2-D views), in tiles."""
@@ -541,7 +566,7 @@ def backward_part(part, bounds, gates, c, tanh_c, dout, w_xh, w_hh_t, xh_all, dh
             row, dst = r0 + k * m + j, gate * hidden + u0 + j
             dw_ih[dst] = dw[row, :features]
             dw_hh[dst] = dw[row, features:]
-            dbias[dst] = np.sum(da_all[row, :columns])
+            dbias[dst] = _row_sum(da_all[row], columns)
     # dx = dA^T W_ih for all steps at once: this part's share, from its own rows of dA (in its
     # cache) and of W_ih; then, once every part has its share, the sum, each part a share of
     # the rows (T N of them).
