@@ -654,6 +654,20 @@ def _part_worker(numba_lstm) -> _PartWorker:
         return _workers[0]
 
 
+_compiled_for: set = set()  # (kernel, argument kinds) that compile_for has seen
+
+
+def _compile_once(numba_lstm, kernel, args) -> None:
+    """``numba_lstm.compile_for(kernel, args)`` unless done for arguments of the same kinds
+    (numba's own type lookup of every argument took about 0.1 ms per call)."""
+    kinds = (kernel, *((a.dtype.char, a.ndim, a.flags.c_contiguous, a.flags.f_contiguous,
+                        a.flags.writeable, a.flags.aligned) if isinstance(a, np.ndarray)
+                       else type(a) for a in args))
+    if kinds not in _compiled_for:
+        numba_lstm.compile_for(kernel, args)
+        _compiled_for.add(kinds)
+
+
 def _run_parts(numba_lstm, kernel, bounds, sync, *args) -> None:
     """``kernel(part, bounds, *args)`` for every part at once (one or two): part 0 in the
     caller's thread, part 1 in :class:`_PartWorker`'s thread (or, while another caller has
@@ -665,7 +679,7 @@ def _run_parts(numba_lstm, kernel, bounds, sync, *args) -> None:
         if len(bounds) == 2:
             kernel(0, bounds, *args)
             return
-        numba_lstm.compile_for(kernel, (1, bounds, *args))  # before either part starts
+        _compile_once(numba_lstm, kernel, (1, bounds, *args))  # before either part starts
         start = time.perf_counter()
 
         def abort() -> None:  # the other part stops waiting at the barrier
