@@ -59,7 +59,7 @@ def test_parts_split_unless_a_recent_split_waited_long(monkeypatch):
     assert len(_lstm_fast._parts(32, 128)) == 2  # twice as long this time (1 s)
     clock[0] += 0.6
     assert len(_lstm_fast._parts(32, 128)) == 3
-    _lstm_fast._record_split(0.0, 0.0125)  # a clean split call: the back-off starts again from 0.5 s
+    _lstm_fast._record_split(0.0, 0.0125)  # a clean split call: the back-off starts from 0.5 s
     assert _lstm_fast._split_state["backoff"] == _lstm_fast._BACKOFF
     monkeypatch.setattr(_lstm_fast, "FORCE_PARTS", 1)
     assert _lstm_fast._parts(32, 128).tolist() == [0, 128]

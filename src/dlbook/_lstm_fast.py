@@ -482,21 +482,20 @@ class _CompiledCache(tuple):
     """The forward cache of the compiled path (a tuple, told apart by its type)."""
 
 
-# Whether the compiled loops split in two: by what recent split calls met. The barrier adds up
-# the time of its waits past the spin (some 0.03 ms); a call whose parts together spent a fifth
-# or more of its time in such waits, and at least _WAIT_MIN seconds, shows that a part's thread
-# was often without a core: other programs are running. Splits then stop for a while (_BACKOFF
-# seconds at first, twice as long after each such call up to _BACKOFF_MAX, back to _BACKOFF
-# after a call without); one call tries again after that. Split calls on a loaded machine were slower than
-# one part alone: the parts meet at a barrier at every step, and a part whose core another
-# program takes for a time slice holds up the other (4-100x at load averages of 8-13; with one
-# other busy program on the two cores, 27 ms against 24 ms at the second benchmark shape, when
-# a quiet machine gives 12 ms). Long waits on the quiet machine were rare and short (the second
-# thread waking, the system running something briefly). Counting the long waits was not
-# enough: with one other busy program the calls took twice as long with a few waits, each of a
-# time slice. The load average, used before, lags by tens of seconds: right after a test run it
-# kept the split off on an idle machine, and it does not tell this process's threads from
-# others'.
+# Whether the compiled loops split in two: by what recent split calls met. The barrier adds up the
+# time of its waits past the spin (some 0.03 ms); a call whose parts together spent a fifth or
+# more of its time in such waits, and at least _WAIT_MIN seconds, shows that a part's thread was
+# often without a core: other programs are running. Splits then stop for a while (_BACKOFF seconds
+# at first, twice as long after each such call up to _BACKOFF_MAX, back to _BACKOFF after a call
+# without); one call tries again after that. Split calls on a loaded machine were slower than one
+# part alone: the parts meet at a barrier at every step, and a part whose core another program
+# takes for a time slice holds up the other (4-100x at load averages of 8-13; with one other busy
+# program on the two cores, 27 ms against 24 ms at the second benchmark shape, when a quiet
+# machine gives 12 ms). Long waits on the quiet machine were rare and short (the second thread
+# waking, the system running something briefly). Counting the long waits was not enough: with one
+# other busy program the calls took twice as long with a few waits, each of a time slice. The load
+# average, used before, lags by tens of seconds: right after a test run it kept the split off on
+# an idle machine, and it does not tell this process's threads from others'.
 _WAIT_SHARE, _WAIT_MIN = 0.2, 0.002
 _BACKOFF, _BACKOFF_MAX = 0.5, 8.0
 _split_state = {"off_until": 0.0, "backoff": _BACKOFF}
@@ -654,32 +653,42 @@ def _part_worker(numba_lstm) -> _PartWorker:
         return _workers[0]
 
 
-_compiled_for: set = set()  # (kernel, argument kinds) that compile_for has seen
+def _kernel_array(a: np.ndarray, dtype) -> np.ndarray:
+    """``a`` as the kernels take every array: of ``dtype``, C-contiguous, aligned and writeable
+    (a read-only argument is copied; the kernels never write to it). One kind of argument per
+    type means one compiled version of each kernel per type (:func:`_compile_once`)."""
+    return np.require(a, dtype=dtype, requirements=("C", "A", "W"))
 
 
-def _compile_once(numba_lstm, kernel, args) -> None:
-    """``numba_lstm.compile_for(kernel, args)`` unless done for arguments of the same kinds
-    (numba's own type lookup of every argument took about 0.1 ms per call)."""
-    kinds = (kernel, *((a.dtype.char, a.ndim, a.flags.c_contiguous, a.flags.f_contiguous,
-                        a.flags.writeable, a.flags.aligned) if isinstance(a, np.ndarray)
-                       else type(a) for a in args))
-    if kinds not in _compiled_for:
+_compiled_for: set = set()  # (kernel, dtype) pairs that compile_for has seen
+
+
+def _compile_once(numba_lstm, kernel, args, dtype) -> None:
+    """``numba_lstm.compile_for(kernel, args)`` once per kernel and type: every array the
+    kernels get is C-contiguous, aligned and writeable (:func:`_kernel_array`), so the type
+    decides the compiled version (numba's own type lookup of every argument took 0.02-0.1 ms
+    per call)."""
+    if (kernel, np.dtype(dtype)) not in _compiled_for:
         numba_lstm.compile_for(kernel, args)
-        _compiled_for.add(kinds)
+        _compiled_for.add((kernel, np.dtype(dtype)))
 
 
-def _run_parts(numba_lstm, kernel, bounds, sync, *args) -> None:
+def _run_parts(numba_lstm, kernel, bounds, sync, *args, dtype=None) -> None:
     """``kernel(part, bounds, *args)`` for every part at once (one or two): part 0 in the
     caller's thread, part 1 in :class:`_PartWorker`'s thread (or, while another caller has
     that, in a thread started for the call), BLAS on one thread in both. ``sync`` is the parts'
     barrier (one of ``args``): a part that raises aborts it, so that the other returns too, and
     the caller raises the first error; a split call's time and its parts' long waits go to
-    :func:`_record_split`."""
+    :func:`_record_split`. ``dtype``: the type of the arrays, all as :func:`_kernel_array`
+    makes them (None: other arguments, looked up by numba at every call)."""
     with _one_blas_thread():
         if len(bounds) == 2:
             kernel(0, bounds, *args)
             return
-        _compile_once(numba_lstm, kernel, (1, bounds, *args))  # before either part starts
+        if dtype is None:  # compiled before either part starts
+            numba_lstm.compile_for(kernel, (1, bounds, *args))
+        else:
+            _compile_once(numba_lstm, kernel, (1, bounds, *args), dtype)
         start = time.perf_counter()
 
         def abort() -> None:  # the other part stops waiting at the barrier
@@ -765,10 +774,11 @@ def _compiled_forward(numba_lstm, x, h0, c0, w_ih, w_hh, b_ih, b_hh, dtype):
     c[0] = c0.T
     pre = _workspace("pre", (4 * hidden, batch), dtype)
     sync = np.zeros(numba_lstm.SYNC_WORDS, dtype=np.int64)
-    contiguous = [np.ascontiguousarray(a, dtype=dtype) for a in (x, w_ih, w_hh, b_ih, b_hh)]
-    _run_parts(numba_lstm, numba_lstm.forward_part, bounds, sync, *contiguous, w_xh, w_hh_t, bias, xh, xh_all,
-               gates, c, tanh_c, pre, out, sync, *_blocks(_BLOCK_FORWARD, features + hidden, batch),
-               numba_lstm.GEMM[np.dtype(dtype)])
+    contiguous = [_kernel_array(a, dtype) for a in (x, w_ih, w_hh, b_ih, b_hh)]
+    _run_parts(numba_lstm, numba_lstm.forward_part, bounds, sync, *contiguous, w_xh, w_hh_t,
+               bias, xh, xh_all, gates, c, tanh_c, pre, out, sync,
+               *_blocks(_BLOCK_FORWARD, features + hidden, batch),
+               numba_lstm.GEMM[np.dtype(dtype)], dtype=dtype)
     h_n[...] = xh[steps, features:].T
     c_n[...] = c[steps].T
     cache = _CompiledCache((xh_all, w_xh, gates, c, tanh_c, bounds, w_hh_t))
@@ -794,9 +804,10 @@ def _compiled_backward(numba_lstm, dout, cache, dh_n, dc_n, dtype):
         dtype)
     sync = np.zeros(numba_lstm.SYNC_WORDS, dtype=np.int64)
     _run_parts(numba_lstm, numba_lstm.backward_part, bounds, sync, gates, c, tanh_c,
-               np.ascontiguousarray(dout, dtype=dtype), w_xh, w_hh_t, xh_all, dh, dc, dout_t, da,
+               _kernel_array(dout, dtype), w_xh, w_hh_t, xh_all, dh, dc, dout_t, da,
                da_all, _workspace("dw", (4 * hidden, features + hidden), dtype), dx,
-               _workspace("dx_parts", (len(bounds) - 2, steps * batch, features), dtype), dweight_ih, dweight_hh, dbias, sync, *_blocks(_BLOCK_BACKWARD, 4 * hidden, batch),
-               numba_lstm.GEMM[np.dtype(dtype)])
+               _workspace("dx_parts", (len(bounds) - 2, steps * batch, features), dtype),
+               dweight_ih, dweight_hh, dbias, sync, *_blocks(_BLOCK_BACKWARD, 4 * hidden, batch),
+               numba_lstm.GEMM[np.dtype(dtype)], dtype=dtype)
     return (dx, np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T), dweight_ih, dweight_hh,
             dbias, dbias.copy())
