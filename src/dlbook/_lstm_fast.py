@@ -762,11 +762,12 @@ def _compiled_forward(numba_lstm, x, h0, c0, w_ih, w_hh, b_ih, b_hh, dtype):
     steps, batch, features = x.shape
     hidden = h0.shape[1]
     bounds = _parts(batch, hidden)
-    w_xh = np.empty((4 * hidden, features + hidden), dtype=dtype)  # [W_ih, W_hh], part order
-    bias = np.empty(4 * hidden, dtype=dtype)
-    gates, c, tanh_c, xh_all, w_hh_t = _pooled(
+    # w_xh: [W_ih, W_hh] in part order; all cached for the backward pass
+    gates, c, tanh_c, xh_all, w_hh_t, w_xh = _pooled(
         [(steps, 4 * hidden, batch), (steps + 1, hidden, batch), (steps, hidden, batch),
-         (features + hidden, _padded((steps + 1) * batch, dtype)), (hidden, 4 * hidden)], dtype)
+         (features + hidden, _padded((steps + 1) * batch, dtype)), (hidden, 4 * hidden),
+         (4 * hidden, features + hidden)], dtype)
+    bias = _workspace("bias", (4 * hidden,), dtype)
     out, h_n, c_n = _pooled([(steps, batch, hidden), (batch, hidden), (batch, hidden)], dtype)
     xh = _workspace("xh", (steps + 1, features + hidden, batch), dtype)  # [x_t; h_{t-1}]^T
     xh[0, features:] = h0.T
