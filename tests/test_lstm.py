@@ -31,36 +31,168 @@ def fast_path(request, monkeypatch):
 @pytest.fixture(autouse=True)
 def split_regardless_of_load(monkeypatch):
     """The compiled loops split in two parts whenever threads and size allow, however busy the
-    machine is (by default they split only when the load average leaves a core free)."""
+    machine is (by default they stop splitting for a while after a split call whose parts
+    waited long at their barriers)."""
     monkeypatch.setattr(_lstm_fast, "FORCE_PARTS", 2)
 
 
-def test_parts_split_only_when_a_core_is_idle(monkeypatch):
+def test_parts_split_unless_a_recent_split_waited_long(monkeypatch):
     from dlbook import _parallel
 
     monkeypatch.setattr(_lstm_fast, "FORCE_PARTS", None)
     monkeypatch.setattr(_parallel, "available_threads", lambda: 2)
-    monkeypatch.setattr(_lstm_fast, "_idle_cores", lambda: 1.8)
+    monkeypatch.setattr(_lstm_fast, "_split_state", {"off_until": 0.0, "backoff": 0.5})
+    clock = [100.0]
+    monkeypatch.setattr(_lstm_fast.time, "monotonic", lambda: clock[0])
     assert _lstm_fast._parts(32, 128).tolist() == [0, 64, 128]
     assert _lstm_fast._parts(1, 2).tolist() == [0, 2]  # too little work per step to split
-    # Negative case: another process keeps a core half busy.
-    monkeypatch.setattr(_lstm_fast, "_idle_cores", lambda: 1.2)
+    _lstm_fast._record_split(0.002, 0.0125)  # brief hiccups: still split
+    _lstm_fast._record_split(0.0015, 0.003)  # half a short call, but one hiccup: still split
+    assert len(_lstm_fast._parts(32, 128)) == 3
+    # Negative case: a split call whose parts waited long (another program had a core).
+    _lstm_fast._record_split(0.01, 0.025)
     assert _lstm_fast._parts(32, 128).tolist() == [0, 128]
+    clock[0] += 0.6  # the back-off is over: one call tries again, and meets the load again
+    assert len(_lstm_fast._parts(32, 128)) == 3
+    _lstm_fast._record_split(0.1, 0.2)
+    clock[0] += 0.6
+    assert len(_lstm_fast._parts(32, 128)) == 2  # twice as long this time (1 s)
+    clock[0] += 0.6
+    assert len(_lstm_fast._parts(32, 128)) == 3
+    _lstm_fast._record_split(0.0, 0.0125)  # a clean split call: the back-off starts from 0.5 s
+    assert _lstm_fast._split_state["backoff"] == _lstm_fast._BACKOFF
     monkeypatch.setattr(_lstm_fast, "FORCE_PARTS", 1)
-    monkeypatch.setattr(_lstm_fast, "_idle_cores", lambda: 1.8)
     assert _lstm_fast._parts(32, 128).tolist() == [0, 128]
-    monkeypatch.undo()
-    # This process's own CPU use does not count against it: a busy loop here leaves the idle
-    # count near what the other processes leave (the load average lags; only the sign is tested).
-    monkeypatch.setattr(_lstm_fast, "_OWN_LOAD", {"wall": None, "cpu": 0.0, "rate": 0.0})
-    monkeypatch.setattr(_lstm_fast.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
-    first = _lstm_fast._idle_cores()
-    end = _lstm_fast.time.monotonic() + 0.3
-    while _lstm_fast.time.monotonic() < end:
-        pass
-    assert _lstm_fast._idle_cores() > first  # its own 0.3 s of CPU came off the load
-    monkeypatch.setattr(_lstm_fast.os, "getloadavg", lambda: (_ for _ in ()).throw(OSError()))
-    assert _lstm_fast._idle_cores() >= 1
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+def test_compiled_split_calls_report_long_waits(rng, monkeypatch):
+    # A split call adds up its parts' waits past the spin at the barrier. One part held up for
+    # about a millisecond at every step (as by another program taking its core) is counted;
+    # the time goes to the split rule, which then stops splitting.
+    import numba
+
+    from dlbook import _lstm_numba, _parallel
+
+    monkeypatch.setattr(_lstm_fast, "USE_NUMBA", True)
+    monkeypatch.setattr(_parallel, "available_threads", lambda: 2)
+    monkeypatch.setattr(_lstm_fast, "_split_state", {"off_until": 0.0, "backoff": 0.5})
+    recorded = []
+    monkeypatch.setattr(_lstm_fast, "_record_split", lambda waited, elapsed: recorded.append(
+        (waited, elapsed)))
+
+    @numba.njit(nogil=True)
+    def slow_part(part, bounds, sync, steps, spins):
+        for _ in range(steps):
+            if part == 1:  # a late part: spin at least as long as the barrier's own spin
+                count = 0
+                for _ in range(spins):
+                    count += _lstm_numba._atomic_load(sync, 0)
+            if _lstm_numba._barrier(sync, 2):
+                return
+
+    def call(spins):
+        sync = np.zeros(_lstm_numba.SYNC_WORDS, dtype=np.int64)
+        _lstm_fast._run_parts(_lstm_numba, slow_part, np.array([0, 1, 2]), sync, sync, 6, spins)
+        return recorded[-1]
+
+    call(0)  # the worker thread started and awake
+    waited, elapsed = call(100 * _lstm_numba._SPINS)  # about a millisecond late at each step
+    # part 0 waited through most of the call (both parts' waits count: up to twice the call)
+    assert 0.5 * elapsed < waited <= 2 * elapsed
+    assert waited >= max(_lstm_fast._WAIT_SHARE * elapsed, _lstm_fast._WAIT_MIN)
+    # Negative case: parts that keep pace wait less than the rule's minimum (the least of a few
+    # calls: another program may hold a core now and then).
+    assert min(call(0)[0] for _ in range(10)) < _lstm_fast._WAIT_MIN
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("failing", [0, 1])
+def test_compiled_part_error_releases_the_other_part(failing, monkeypatch):
+    # A part that raises before the barrier: the other part, waiting there, is released (it
+    # returns instead of waiting for good), and the caller gets the error.
+    import threading
+
+    import numba
+
+    from dlbook import _lstm_numba
+
+    @numba.njit(nogil=True)
+    def failing_part(part, bounds, sync, bad, arrived):
+        if part == bad:
+            raise ValueError("part failed")
+        if _lstm_numba._barrier(sync, 2):
+            arrived[part] = -1  # released by the abort
+            return
+        arrived[part] = 1
+
+    sync = np.zeros(_lstm_numba.SYNC_WORDS, dtype=np.int64)
+    arrived = np.zeros(2, dtype=np.int64)
+    errors = []
+
+    def call():
+        try:
+            _lstm_fast._run_parts(_lstm_numba, failing_part, np.array([0, 1, 2]), sync, sync,
+                                  failing, arrived)
+        except ValueError as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the call hung at the barrier"
+    assert [str(e) for e in errors] == ["part failed"]
+    assert arrived[1 - failing] == -1 and sync[3] == 1
+    # Negative case: without the abort, the part at the barrier would still be waiting.
+    sync[:] = 0
+    waiting = threading.Thread(target=failing_part, args=(0, None, sync, 1, arrived), daemon=True)
+    waiting.start()
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive()
+    _lstm_numba.abort(sync)
+    waiting.join(timeout=60)
+    assert not waiting.is_alive()
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+def test_compiled_interrupted_caller_frees_the_worker(rng):
+    # A Ctrl-C in the caller after the worker was given its part but before the caller's own
+    # part began: the worker's part is released from its barrier, the interrupt reaches the
+    # caller, and the next split call works (before, the worker waited at the barrier for good
+    # and every later split call waited for it).
+    import numba
+
+    from dlbook import _lstm_numba
+
+    @numba.njit(nogil=True)
+    def two_steps(part, bounds, sync, arrived):
+        for _ in range(2):
+            if _lstm_numba._barrier(sync, 2):
+                arrived[part] = -1
+                return
+        arrived[part] = 1
+
+    worker = _lstm_fast._part_worker(_lstm_numba)
+    bounds = np.array([0, 1, 2])
+    for interrupted in (True, False, True, False):
+        sync = np.zeros(_lstm_numba.SYNC_WORDS, dtype=np.int64)
+        arrived = np.zeros(2, dtype=np.int64)
+
+        def part0():
+            if interrupted:
+                raise KeyboardInterrupt
+            two_steps(0, bounds, sync, arrived)
+
+        with worker.busy:
+            if interrupted:
+                with pytest.raises(KeyboardInterrupt):
+                    worker.run(lambda: two_steps(1, bounds, sync, arrived), part0,
+                               lambda: _lstm_numba.abort(sync))
+                assert arrived.tolist() == [0, -1]  # released, not finished
+            else:
+                worker.run(lambda: two_steps(1, bounds, sync, arrived), part0,
+                           lambda: _lstm_numba.abort(sync))
+                assert arrived.tolist() == [1, 1]  # negative case: no abort, both finished
 
 
 @pytest.fixture
@@ -515,7 +647,7 @@ def test_compiled_uneven_parts_equal_readable(shape, rng, monkeypatch):
     # all units i, f, o, g) instead of the two parts' the forward pass wrote gets wrong results.
     _, _, cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
     bounds = cache[5]
-    wrong = _lstm_fast._CompiledCache((*cache[:5], bounds[[0, -1]]))
+    wrong = _lstm_fast._CompiledCache((*cache[:5], bounds[[0, -1]], *cache[6:]))
     np.testing.assert_allclose(_lstm_fast.lstm_backward(dout, cache, dh_n, dc_n)[4], readable[7],
                                **TIGHT)  # dweight_hh, with the cache as it was written
     with pytest.raises(AssertionError):
@@ -594,10 +726,14 @@ def test_compiled_kernels_compiled_before_the_worker_gets_its_part(rng, monkeypa
     seen = []
     original = _lstm_fast._PartWorker.run
 
-    def run(self, kernel, args_part1, kernel_part0):
-        signature = tuple(numba.typeof(a) for a in args_part1)
+    def run(self, part1, part0, abort):
+        # the kernel and arguments that part1 (a closure made by _run_parts) calls
+        names = dict(zip(part1.__code__.co_freevars,
+                         (cell.cell_contents for cell in part1.__closure__)))
+        kernel, arguments = names["kernel"], (1, names["bounds"], *names["args"])
+        signature = tuple(numba.typeof(a) for a in arguments)
         seen.append(any(tuple(s.args) == signature for s in kernel.nopython_signatures))
-        return original(self, kernel, args_part1, kernel_part0)
+        return original(self, part1, part0, abort)
 
     monkeypatch.setattr(_lstm_fast._PartWorker, "run", run)
     x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 3, 2, 4, 6, dtype=np.float32)
@@ -610,3 +746,80 @@ def test_compiled_kernels_compiled_before_the_worker_gets_its_part(rng, monkeypa
     # Negative case: a kernel never compiled for these types is reported as such.
     fresh = numba.njit(lambda a: a + 1)
     assert not any(tuple(s.args) == (numba.typeof(1.5),) for s in fresh.nopython_signatures)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transpose_a, transpose_b", [(0, 0), (0, 1), (1, 0), (1, 1)])
+def test_compiled_gemm_equals_numpy(dtype, transpose_a, transpose_b, rng):
+    # The compiled loops' direct BLAS call: row-major C = op(A) op(B) + beta C on matrices inside
+    # larger ones (leading dimensions longer than the rows), in blocks as the loops use it.
+    from dlbook import _lstm_numba
+
+    m, n, k = 7, 5, 9
+    a_big = rng.standard_normal((20, 30)).astype(dtype)
+    b_big = rng.standard_normal((20, 30)).astype(dtype)
+    a = a_big[2:2 + k, 3:3 + m] if transpose_a else a_big[2:2 + m, 3:3 + k]
+    b = b_big[1:1 + n, 4:4 + k] if transpose_b else b_big[1:1 + k, 4:4 + n]
+    op_a, op_b = (a.T if transpose_a else a), (b.T if transpose_b else b)
+    c_big = rng.standard_normal((12, 16)).astype(dtype)
+    c_before = c_big.copy()
+    scratch = _lstm_numba.gemm_scratch(np.dtype(dtype))
+    fn = _lstm_numba.GEMM[np.dtype(dtype)]
+    _lstm_numba._gemm(fn, scratch, transpose_a, transpose_b, m, n, k, a, 30, b, 30, 0.5,
+                      c_big[1:], 16)
+    expected = c_before.copy()
+    expected[1:1 + m, :n] = op_a @ op_b + 0.5 * c_before[1:1 + m, :n]
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else TIGHT
+    np.testing.assert_allclose(c_big, expected, **tol)  # nothing outside C changed either
+    if not transpose_a and not transpose_b:
+        out = np.zeros((m, n), dtype=dtype)
+        _lstm_numba._blocked_gemm(fn, scratch, m, n, k, a, 30, b, 30, out, n, 2, 4)
+        np.testing.assert_allclose(out, op_a @ op_b, **tol)
+    # Negative case: the rows' distance in memory, not their length, is what gemm must be told.
+    wrong = np.zeros((m, n), dtype=dtype)
+    _lstm_numba._gemm(fn, scratch, transpose_a, transpose_b, m, n, k, a, a.shape[1], b, 30, 0.0,
+                      wrong, n)
+    assert not np.allclose(wrong, op_a @ op_b, **tol)
+
+
+def test_padded_rows_avoid_multiples_of_4_kb():
+    assert _lstm_fast._padded(1024, np.float32) == 1040  # 4096 bytes: one cache line more
+    assert _lstm_fast._padded(1040, np.float32) == 1040
+    assert _lstm_fast._padded(1, np.float64) == 8  # whole cache lines
+    assert _lstm_fast._padded(512, np.float64) == 520
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+def test_compiled_blocked_products_equal_readable(rng, monkeypatch):
+    # The compiled loops' per-step products in blocks of 16 rows and 16 columns of the weights
+    # (forward 10 x 3 blocks per part, backward 5 x 10 here), in two parts; float64.
+    from dlbook import _parallel
+
+    monkeypatch.setattr(_lstm_fast, "USE_NUMBA", True)
+    monkeypatch.setattr(_parallel, "available_threads", lambda: 2)
+    monkeypatch.setattr(_lstm_fast, "_MIN_OVERLAP_STEP_WORK", 0)
+    monkeypatch.setattr(_lstm_fast, "_BLOCK_FORWARD", (1, 16))
+    monkeypatch.setattr(_lstm_fast, "_BLOCK_BACKWARD", (1, 16))
+    assert _lstm_fast._blocks(_lstm_fast._BLOCK_FORWARD, 44, 3) == (16, 16)
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 5, 3, 4, 40)
+    fast, readable = _fast_and_readable(x, h0, c0, weights, dout, dh_n, dc_n)
+    for a, b in zip(fast, readable):
+        np.testing.assert_allclose(a, b, **TIGHT)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+def test_compiled_path_only_for_sizes_blas_ints_hold(rng, monkeypatch):
+    # A layer whose sizes would overflow BLAS's 32-bit ints takes the numpy loops (shown here
+    # with the bound lowered), with the same results.
+    monkeypatch.setattr(_lstm_fast, "USE_NUMBA", True)
+    x, h0, c0, weights, dout, dh_n, dc_n = problem(rng, 5, 3, 4, 6)
+    _, _, cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
+    assert isinstance(cache, _lstm_fast._CompiledCache)  # negative case: within the bound
+    monkeypatch.setattr(_lstm_fast, "_BLAS_INT_MAX", 5 * 3)
+    fast, readable = _fast_and_readable(x, h0, c0, weights, dout, dh_n, dc_n)
+    _, _, cache = _lstm_fast.lstm_forward(x, h0, c0, *weights)
+    assert not isinstance(cache, _lstm_fast._CompiledCache)
+    for a, b in zip(fast, readable):
+        np.testing.assert_allclose(a, b, **TIGHT)
+

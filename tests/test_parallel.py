@@ -98,3 +98,85 @@ def test_results_do_not_depend_on_which_thread_ran_a_part(monkeypatch):
     parallel.run_parts(part, 12, 1, work=parallel.MIN_WORK)
     np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
     assert not np.array_equal(out[0], (a @ b)[1])  # the check can fail: parts are not interchangeable
+
+
+def _blas_threads():
+    """The threads of every BLAS library loaded, as threadpoolctl finds them now."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    controller = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    if not controller.lib_controllers:
+        pytest.skip("no BLAS library that threadpoolctl controls")
+    return [lib.num_threads for lib in controller.lib_controllers]
+
+
+def test_one_blas_thread_shared_by_concurrent_callers():
+    # Two contexts open at once, the first leaving first: BLAS stays on one thread until the
+    # second leaves, and then has its threads from before again (each context saving and
+    # restoring its own setting, the first restored 2 under the second, and the second left 1).
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    parallel.forget_blas_libraries()  # every library loaded so far (torch's too)
+    before = _blas_threads()
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        first, second = parallel.one_blas_thread(), parallel.one_blas_thread()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert set(_blas_threads()) == {1}
+        second.__exit__(None, None, None)
+        assert set(_blas_threads()) == {2}
+    assert _blas_threads() == before
+
+
+@needs_openblas
+def test_run_parts_and_one_blas_thread_interleaved_restore_blas(monkeypatch):
+    # A call of run_parts from another thread that starts and ends while this thread is inside
+    # one_blas_thread: BLAS stays on one thread until this thread leaves, then has its threads
+    # from before again, and available_threads with them (before, run_parts restored the threads
+    # under the context, and the context's own restore then left BLAS on one thread for good).
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    parallel.forget_blas_libraries()  # every library loaded so far (torch's too)
+    monkeypatch.setattr(parallel, "MIN_WORK", 0)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        threads = parallel.available_threads()
+        results = []
+        with parallel.one_blas_thread():
+            caller = threading.Thread(
+                target=lambda: results.append(parallel.run_parts(lambda n0, n1: n0, 4, 1, 1)))
+            caller.start()
+            caller.join(timeout=30)
+            assert results == [[0, 1, 2, 3]]
+            assert set(_blas_threads()) == {1}  # still inside this context
+        assert set(_blas_threads()) == {2}
+        assert parallel.available_threads() == threads
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork here")
+def test_a_forked_child_gets_blas_back_and_fresh_locks():
+    # Forked inside one_blas_thread: the child, where the context will not end, gets BLAS's
+    # threads back and can use the context itself (its lock is a fresh one); leaving the
+    # parent's context in the child changes nothing.
+    import os
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    parallel.forget_blas_libraries()  # every library loaded so far (torch's too)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        with parallel.one_blas_thread():
+            assert set(_blas_threads()) == {1}  # negative case: the parent is limited
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: report, then leave at once
+                try:
+                    ok = set(_blas_threads()) == {2}
+                    with parallel.one_blas_thread():
+                        ok = ok and set(_blas_threads()) == {1}
+                    ok = ok and set(_blas_threads()) == {2}
+                    parallel.one_blas_thread().__exit__(None, None, None)  # the parent's
+                    ok = ok and set(_blas_threads()) == {2} and parallel._state["active"] == 0
+                    os.write(write, b"1" if ok else b"0")
+                finally:
+                    os._exit(0)
+            os.close(write)
+            answer = os.read(read, 1)
+            os.waitpid(pid, 0)
+            assert set(_blas_threads()) == {1}  # the parent is still limited
+    assert answer == b"1"

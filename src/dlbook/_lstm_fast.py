@@ -59,7 +59,6 @@ products. What this module does about that, and why:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
@@ -170,19 +169,8 @@ _MIN_OVERLAP_STEP_WORK = 2**18
 # small through its small-matrix kernels, 15-25 % faster per step here than the whole product
 # (measured at both benchmark shapes, one thread, float32; best at 2**19).
 _BLOCK_WORK = 2**19
-_blas_control: list = []  # threadpoolctl's controller of the BLAS libraries, made on first use
-
-
-def _one_blas_thread():
-    """A context in which numpy's BLAS runs on one thread (none without threadpoolctl)."""
-    if not _blas_control:
-        try:
-            from threadpoolctl import ThreadpoolController  # installed with scikit-learn
-            _blas_control.append(ThreadpoolController().select(user_api="blas"))
-        except ImportError:
-            _blas_control.append(None)
-    control = _blas_control[0]
-    return contextlib.nullcontext() if control is None else control.limit(limits=1)
+# numpy's and scipy's BLAS on one thread, shared with every other caller (see dlbook._parallel)
+_one_blas_thread = _parallel.one_blas_thread
 
 
 def _overlap(batch: int, hidden: int) -> bool:
@@ -279,7 +267,9 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
         x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih, bias_hh, gates=4, sequence=True)
     h0, c0 = states["h0"], states["c0"]
     dtype = np.result_type(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
-    compiled = _compiled() if dtype in (np.float32, np.float64) else None
+    # The compiled loops pass sizes to BLAS as 32-bit ints: larger layers take the numpy loops.
+    small = max((x.shape[0] + 1) * x.shape[1] + 64, 4 * hidden + x.shape[2]) <= _BLAS_INT_MAX
+    compiled = _compiled() if dtype in (np.float32, np.float64) and small else None
     if compiled is not None:
         return _compiled_forward(compiled, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
                                  dtype)
@@ -463,6 +453,7 @@ def lstm_backward(dout, cache, dh_n=None, dc_n=None):
 # ---------------------------------------------------------------------------------------------
 # The compiled path (numba), used when numba is installed (see dlbook._lstm_numba).
 
+_BLAS_INT_MAX = 2**31 - 1  # the largest size BLAS's 32-bit int arguments hold
 USE_NUMBA: bool | None = None  # None: when numba imports; the tests set True or False
 FORCE_PARTS: int | None = None  # None: split when a core is idle (_parts); the tests set 1 or 2
 _numba_module: list = []
@@ -483,7 +474,7 @@ def _compiled():
             _numba_module.append(None)
         else:
             _numba_module.append(_lstm_numba)
-            _blas_control.clear()  # control scipy's BLAS too from now on
+            _parallel.forget_blas_libraries()  # control scipy's BLAS too from now on
     return _numba_module[0]
 
 
@@ -491,40 +482,53 @@ class _CompiledCache(tuple):
     """The forward cache of the compiled path (a tuple, told apart by its type)."""
 
 
-_OWN_LOAD = {"wall": None, "cpu": 0.0, "rate": 0.0}  # this process's share of the load average
+# Whether the compiled loops split in two: by what recent split calls met. The barrier adds up the
+# time of its waits past the spin (some 0.03 ms); a call whose parts together spent a fifth or
+# more of its time in such waits, and at least _WAIT_MIN seconds, shows that a part's thread was
+# often without a core: other programs are running. Splits then stop for a while (_BACKOFF seconds
+# at first, twice as long after each such call up to _BACKOFF_MAX, back to _BACKOFF after a call
+# without); one call tries again after that. Split calls on a loaded machine were slower than one
+# part alone: the parts meet at a barrier at every step, and a part whose core another program
+# takes for a time slice holds up the other (4-100x at load averages of 8-13; with one other busy
+# program on the two cores, 27 ms against 24 ms at the second benchmark shape, when a quiet
+# machine gives 12 ms). Long waits on the quiet machine were rare and short (the second thread
+# waking, the system running something briefly). Counting the long waits was not enough: with one
+# other busy program the calls took twice as long with a few waits, each of a time slice. The load
+# average, used before, lags by tens of seconds: right after a test run it kept the split off on
+# an idle machine, and it does not tell this process's threads from others'.
+_WAIT_SHARE, _WAIT_MIN = 0.2, 0.002
+_BACKOFF, _BACKOFF_MAX = 0.5, 8.0
+_split_state = {"off_until": 0.0, "backoff": _BACKOFF}
+_split_lock = threading.Lock()
 
 
-def _idle_cores() -> float:
-    """Cores that other processes leave free: the CPUs this process may use less the last
-    minute's load average (``os.getloadavg``), less this process's own CPU use averaged the way
-    the kernel averages the load (over about a minute); all of them when the load is unknown."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return float(cpus or 1)
-    now, times = time.monotonic(), os.times()
-    cpu = times.user + times.system
-    if _OWN_LOAD["wall"] is not None and now > _OWN_LOAD["wall"]:
-        elapsed = now - _OWN_LOAD["wall"]
-        keep = math.exp(-elapsed / 60.0)
-        _OWN_LOAD["rate"] = (keep * _OWN_LOAD["rate"]
-                             + (1 - keep) * (cpu - _OWN_LOAD["cpu"]) / elapsed)
-    _OWN_LOAD["wall"], _OWN_LOAD["cpu"] = now, cpu
-    return (cpus or 1) - max(0.0, load - _OWN_LOAD["rate"])
+def _split_allowed() -> bool:
+    """False while splits are off after a call that waited long at its barriers."""
+    return time.monotonic() >= _split_state["off_until"]
+
+
+def _record_split(waited: float, elapsed: float) -> None:
+    """Take a split call into account: its parts waited ``waited`` seconds in all at their
+    barriers past the spin, in the ``elapsed`` seconds of the call (``_WAIT_SHARE``,
+    ``_WAIT_MIN``)."""
+    with _split_lock:
+        if waited >= max(_WAIT_SHARE * elapsed, _WAIT_MIN):
+            _split_state["off_until"] = time.monotonic() + _split_state["backoff"]
+            _split_state["backoff"] = min(2 * _split_state["backoff"], _BACKOFF_MAX)
+        else:
+            _split_state["backoff"] = _BACKOFF
 
 
 def _parts(batch: int, hidden: int) -> np.ndarray:
     """The hidden units' split between threads: bounds (parts + 1,), int64.
 
-    Two parts only when other processes leave both cores (nearly) free, judged by the load
-    average less this process's own CPU use (:func:`_idle_cores`; it lags by tens of seconds):
-    the parts meet at a barrier at every step, and a part whose thread waits for a core holds
-    up the other (on a loaded machine the split calls took 4-100x longer than one part).
+    Two parts when there are two cores, the steps are large enough (``_MIN_OVERLAP_STEP_WORK``)
+    and recent split calls did not wait long at their barriers (:func:`_record_split`);
+    ``FORCE_PARTS`` overrides the last condition (the tests).
     """
     parts = 2 if (_parallel.available_threads() >= 2 and hidden >= 2
                   and batch * 4 * hidden * hidden >= _MIN_OVERLAP_STEP_WORK
-                  and (FORCE_PARTS == 2 or (FORCE_PARTS is None and _idle_cores() >= 1.5))) else 1
+                  and (FORCE_PARTS == 2 or (FORCE_PARTS is None and _split_allowed()))) else 1
     return np.array([hidden * k // parts for k in range(parts + 1)], dtype=np.int64)
 
 
@@ -552,11 +556,12 @@ class _PartWorker:
         self.thread.start()
 
     def _wait(self, index: int, value: int) -> None:
-        """Return once ``flags[index] == value``: a spin first, then asleep."""
+        """Return once ``flags[index] == value``: a spin first, then asleep (waking now and
+        then to look: a notification lost to an interrupted signaller only delays it)."""
         if not self.numba_lstm.spin_until(self.flags, index, value, _IDLE_SPINS):
             with self.cond:
                 while self.flags[index] != value:
-                    self.cond.wait()
+                    self.cond.wait(timeout=0.05)
 
     def _signal(self, index: int, value: int) -> None:
         self.numba_lstm.publish(self.flags, index, value)
@@ -569,28 +574,34 @@ class _PartWorker:
         while True:
             self._wait(0, calls + 1)
             calls += 1
-            kernel, args = self.job
             try:
-                kernel(*args)
+                self.job()
             except BaseException as err:  # re-raised in the caller's thread
                 self.error = err
             self._signal(1, calls)
 
-    def run(self, kernel, args_part1, kernel_part0) -> None:
-        """``kernel(*args_part1)`` here while the caller runs ``kernel_part0()`` (hold ``busy``).
+    def run(self, part1, part0, abort) -> None:
+        """``part1()`` here while the caller runs ``part0()`` (the caller holds ``busy``).
 
-        ``kernel`` must be compiled for these arguments already (:func:`_run_parts` sees to it):
-        a caller interrupted while numba compiles would leave this thread's part waiting at
-        the first barrier for good."""
+        If the caller's side raises (``part0`` or an interrupt such as Ctrl-C anywhere in
+        here), ``abort()`` makes ``part1`` leave its barrier, so that this thread is free for
+        the next call. The kernel that ``part1`` runs must be compiled for its arguments already
+        (:func:`_run_parts` sees to it): numba's compiler cannot be interrupted safely."""
         self._wait(1, self.posted)  # the previous call's part has finished
         calls = self.posted + 1
-        self.job, self.error = (kernel, args_part1), None
+        self.job, self.error = part1, None
         self.posted = calls
-        self._signal(0, calls)
         try:
-            kernel_part0()
+            self._signal(0, calls)
+            part0()
+        except BaseException:
+            abort()
+            raise
         finally:
-            self._wait(1, calls)
+            if self.flags[0] == calls:  # this thread was given its part: wait for its end
+                self._wait(1, calls)
+            else:  # interrupted before: the call never happened here
+                self.posted = calls - 1
             self.job = None
         if self.error is not None:
             raise self.error
@@ -623,8 +634,12 @@ _workers: list = []
 _workers_lock = threading.Lock()
 
 
-def _reset_workers() -> None:  # a forked child has none of its parent's threads
+def _reset_workers() -> None:
+    """A forked child has none of its parent's threads: no worker, and fresh locks (one held by
+    another thread of the parent at the fork would stay held for good)."""
+    global _workers_lock, _split_lock, _pool_lock
     _workers.clear()
+    _workers_lock, _split_lock, _pool_lock = threading.Lock(), threading.Lock(), threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -638,96 +653,162 @@ def _part_worker(numba_lstm) -> _PartWorker:
         return _workers[0]
 
 
-def _run_parts(numba_lstm, kernel, bounds, *args) -> None:
+def _kernel_array(a: np.ndarray, dtype) -> np.ndarray:
+    """``a`` as the kernels take every array: of ``dtype``, C-contiguous, aligned and writeable
+    (a read-only argument is copied; the kernels never write to it). One kind of argument per
+    type means one compiled version of each kernel per type (:func:`_compile_once`)."""
+    return np.require(a, dtype=dtype, requirements=("C", "A", "W"))
+
+
+_compiled_for: set = set()  # (kernel, dtype) pairs that compile_for has seen
+
+
+def _compile_once(numba_lstm, kernel, args, dtype) -> None:
+    """``numba_lstm.compile_for(kernel, args)`` once per kernel and type: every array the
+    kernels get is C-contiguous, aligned and writeable (:func:`_kernel_array`), so the type
+    decides the compiled version (numba's own type lookup of every argument took 0.02-0.1 ms
+    per call)."""
+    if (kernel, np.dtype(dtype)) not in _compiled_for:
+        numba_lstm.compile_for(kernel, args)
+        _compiled_for.add((kernel, np.dtype(dtype)))
+
+
+def _run_parts(numba_lstm, kernel, bounds, sync, *args, dtype=None) -> None:
     """``kernel(part, bounds, *args)`` for every part at once (one or two): part 0 in the
     caller's thread, part 1 in :class:`_PartWorker`'s thread (or, while another caller has
-    that, in a thread started for the call), BLAS on one thread in both."""
+    that, in a thread started for the call), BLAS on one thread in both. ``sync`` is the parts'
+    barrier (one of ``args``): a part that raises aborts it, so that the other returns too, and
+    the caller raises the first error; a split call's time and its parts' long waits go to
+    :func:`_record_split`. ``dtype``: the type of the arrays, all as :func:`_kernel_array`
+    makes them (None: other arguments, looked up by numba at every call)."""
     with _one_blas_thread():
         if len(bounds) == 2:
             kernel(0, bounds, *args)
             return
-        numba_lstm.compile_for(kernel, (1, bounds, *args))  # before either part starts
+        if dtype is None:  # compiled before either part starts
+            numba_lstm.compile_for(kernel, (1, bounds, *args))
+        else:
+            _compile_once(numba_lstm, kernel, (1, bounds, *args), dtype)
+        start = time.perf_counter()
+
+        def abort() -> None:  # the other part stops waiting at the barrier
+            numba_lstm.abort(sync)
+
+        def part(k: int):
+            def run() -> None:
+                try:
+                    kernel(k, bounds, *args)
+                except BaseException:
+                    abort()
+                    raise
+            return run
+
         worker = _part_worker(numba_lstm)
         if worker.busy.acquire(blocking=False):
             saved = _pin(worker.cpus[0])
             try:
-                worker.run(kernel, (1, bounds, *args), lambda: kernel(0, bounds, *args))
+                worker.run(part(1), part(0), abort)
             finally:
                 worker.busy.release()
                 _pin(saved)
         else:  # another caller has the worker: part 1 on a thread of this call's own
-            thread = threading.Thread(target=kernel, args=(1, bounds, *args), daemon=True,
-                                      name="dlbook-lstm-part")
-            thread.start()
+            errors: list[BaseException] = []
+
+            def second() -> None:
+                try:
+                    part(1)()
+                except BaseException as err:  # re-raised in the caller's thread
+                    errors.append(err)
+
+            thread = threading.Thread(target=second, daemon=True, name="dlbook-lstm-part")
             try:
-                kernel(0, bounds, *args)
+                thread.start()
+                part(0)()
+            except BaseException:
+                abort()
+                raise
             finally:
-                thread.join()
+                if thread.ident is not None:
+                    thread.join()
+            if errors:
+                raise errors[0]
+        elapsed = time.perf_counter() - start
+    _record_split(sync[2] * 1e-9, elapsed)
 
 
-# The compiled loops' per-step products in blocks of rows, each block's M * K * N about this many
-# multiply-adds (scipy's OpenBLAS 0.3.30 through numba, one thread, float32, both benchmark
-# shapes: forward 128 rows, 150-180 GFLOP/s, against 90-120 for the whole product; backward 32
-# rows, 110-140 GFLOP/s, against 80-130).
-_BLOCK_WORK_FORWARD = 3 * 2**18
-_BLOCK_WORK_BACKWARD = 2**19
+# The compiled loops' per-step products in blocks: (multiply-adds per block, columns of the weights
+# per block at most). Measured with scipy's OpenBLAS 0.3.30 through numba, one thread, float32.
+_BLOCK_FORWARD = (3 * 2**18, 2**30)
+_BLOCK_BACKWARD = (2**19, 256)
 
 
-def _block(work: int, inner: int, batch: int) -> int:
-    """Rows per block of a per-step product of ``work`` multiply-adds at most (16 at least)."""
-    return max(16, work // max(1, inner * batch) // 16 * 16)
+def _blocks(block, inner: int, batch: int) -> tuple[int, int]:
+    """(rows, depth) of the blocks of a per-step product with ``inner`` columns of weights."""
+    work, depth = block
+    depth = min(depth, inner)
+    return max(16, work // max(1, depth * batch) // 16 * 16), depth
+
+
+def _padded(columns: int, dtype) -> int:
+    """A row length of at least ``columns`` elements that is not a multiple of 4 kB: rows of a
+    multiple of 4 kB fall into the same few sets of the processor's cache when a step reads a
+    short piece of each of a thousand rows (twice as slow at the second benchmark shape)."""
+    line = max(1, 64 // np.dtype(dtype).itemsize)
+    columns = -(-columns // line) * line  # whole cache lines
+    return columns + line if (columns * np.dtype(dtype).itemsize) % 4096 == 0 else columns
 
 
 def _compiled_forward(numba_lstm, x, h0, c0, w_ih, w_hh, b_ih, b_hh, dtype):
     steps, batch, features = x.shape
     hidden = h0.shape[1]
     bounds = _parts(batch, hidden)
-    w_xh = np.empty((4 * hidden, features + hidden), dtype=dtype)  # [W_ih, W_hh], part order
-    bias = np.empty(4 * hidden, dtype=dtype)
-    gates, c, tanh_c, xh_rows = _pooled(
+    # w_xh: [W_ih, W_hh] in part order; all cached for the backward pass
+    gates, c, tanh_c, xh_all, w_hh_t, w_xh = _pooled(
         [(steps, 4 * hidden, batch), (steps + 1, hidden, batch), (steps, hidden, batch),
-         (steps, batch, features + hidden)], dtype)
+         (features + hidden, _padded((steps + 1) * batch, dtype)), (hidden, 4 * hidden),
+         (4 * hidden, features + hidden)], dtype)
+    bias = _workspace("bias", (4 * hidden,), dtype)
     out, h_n, c_n = _pooled([(steps, batch, hidden), (batch, hidden), (batch, hidden)], dtype)
     xh = _workspace("xh", (steps + 1, features + hidden, batch), dtype)  # [x_t; h_{t-1}]^T
     xh[0, features:] = h0.T
+    xh_all[features:, :batch] = h0.T
     c[0] = c0.T
     pre = _workspace("pre", (4 * hidden, batch), dtype)
-    sync = np.zeros(2, dtype=np.int64)
-    contiguous = [np.ascontiguousarray(a, dtype=dtype) for a in (x, w_ih, w_hh, b_ih, b_hh)]
-    _run_parts(numba_lstm, numba_lstm.forward_part, bounds, *contiguous, w_xh, bias, xh, gates, c,
-               tanh_c, pre, xh_rows, out, sync,
-               _block(_BLOCK_WORK_FORWARD, features + hidden, batch))
+    sync = np.zeros(numba_lstm.SYNC_WORDS, dtype=np.int64)
+    contiguous = [_kernel_array(a, dtype) for a in (x, w_ih, w_hh, b_ih, b_hh)]
+    _run_parts(numba_lstm, numba_lstm.forward_part, bounds, sync, *contiguous, w_xh, w_hh_t,
+               bias, xh, xh_all, gates, c, tanh_c, pre, out, sync,
+               *_blocks(_BLOCK_FORWARD, features + hidden, batch),
+               numba_lstm.GEMM[np.dtype(dtype)], dtype=dtype)
     h_n[...] = xh[steps, features:].T
     c_n[...] = c[steps].T
-    cache = _CompiledCache((xh_rows, w_xh, gates, c, tanh_c, bounds))
+    cache = _CompiledCache((xh_all, w_xh, gates, c, tanh_c, bounds, w_hh_t))
     return out, (h_n, c_n), cache
 
 
 def _compiled_backward(numba_lstm, dout, cache, dh_n, dc_n, dtype):
-    xh_rows, w_xh, gates, c, tanh_c, bounds = cache
+    xh_all, w_xh, gates, c, tanh_c, bounds, w_hh_t = cache
     if dtype not in (np.float32, np.float64):
         dtype = np.dtype(np.float64)  # the compiled loops exist for float32 and float64 only
     if dtype != tanh_c.dtype:  # e.g. a float64 dout for a float32 forward pass: work in float64
-        xh_rows, w_xh, gates, c, tanh_c = (a.astype(dtype) for a in (xh_rows, w_xh, gates, c,
-                                                                    tanh_c))
+        xh_all, w_xh, gates, c, tanh_c, w_hh_t = (
+            a.astype(dtype) for a in (xh_all, w_xh, gates, c, tanh_c, w_hh_t))
     steps, hidden, batch = tanh_c.shape
-    features = xh_rows.shape[2] - hidden
+    features = xh_all.shape[0] - hidden
     dh, dc = np.empty((hidden, batch), dtype=dtype), np.empty((hidden, batch), dtype=dtype)
     dh[...], dc[...] = dh_n.T, dc_n.T
-    w_xh_t = _workspace("w_xh_t", (features + hidden, 4 * hidden), dtype)
+    dout_t = _workspace("dout_t", (hidden, batch), dtype)
     da = _workspace("da", (steps, 4 * hidden, batch), dtype)
-    da_all = _workspace("da_all", (4 * hidden, steps * batch), dtype)
-    dx_t = _workspace("dx_t", (features, steps * batch), dtype)
+    da_all = _workspace("da_all", (4 * hidden, _padded(steps * batch, dtype)), dtype)
     dx, dweight_ih, dweight_hh, dbias = _pooled(
         [(steps, batch, features), (4 * hidden, features), (4 * hidden, hidden), (4 * hidden,)],
         dtype)
-    sync = np.zeros(2, dtype=np.int64)
-    _run_parts(numba_lstm, numba_lstm.backward_part, bounds, gates, c, tanh_c,
-               np.ascontiguousarray(dout, dtype=dtype), w_xh,
-               xh_rows.reshape(steps * batch, features + hidden), dh, dc, w_xh_t, da, da_all, dx_t,
-               _workspace("dw", (4 * hidden, features + hidden), dtype), dweight_ih, dweight_hh,
-               dbias, sync,
-               _block(_BLOCK_WORK_BACKWARD, 4 * hidden, batch))
-    dx.reshape(steps * batch, features)[...] = dx_t.T
+    sync = np.zeros(numba_lstm.SYNC_WORDS, dtype=np.int64)
+    _run_parts(numba_lstm, numba_lstm.backward_part, bounds, sync, gates, c, tanh_c,
+               _kernel_array(dout, dtype), w_xh, w_hh_t, xh_all, dh, dc, dout_t, da,
+               da_all, _workspace("dw", (4 * hidden, features + hidden), dtype), dx,
+               _workspace("dx_parts", (len(bounds) - 2, steps * batch, features), dtype),
+               dweight_ih, dweight_hh, dbias, sync, *_blocks(_BLOCK_BACKWARD, 4 * hidden, batch),
+               numba_lstm.GEMM[np.dtype(dtype)], dtype=dtype)
     return (dx, np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T), dweight_ih, dweight_hh,
             dbias, dbias.copy())

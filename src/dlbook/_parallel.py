@@ -14,7 +14,10 @@ Two details matter on a small machine, both measured on the two-core machine thi
 
 * OpenBLAS's thread count is a process-wide setting: while a call of :func:`run_parts` runs,
   BLAS calls made by other threads of the program run on one core too. The setting is restored
-  when the last running call ends.
+  when the last running call ends. :func:`one_blas_thread` is that setting for any code (the
+  LSTM's tuned path uses it too): calls inside it from several threads at once share one
+  setting, so that none restores the threads while another still runs, and none leaves BLAS
+  on one thread behind it.
 * Each worker is tied to its own CPU. Left free, Linux often woke both workers on the CPU of the
   thread that woke them, and the two then took turns on one core: a third of the calls took
   twice as long.
@@ -45,7 +48,8 @@ MIN_WORK = 2**22
 
 _lock = threading.Lock()
 _local = threading.local()
-_state: dict = {"blas": None, "loaded": False, "workers": [], "active": 0, "saved": 0}
+_state: dict = {"blas": None, "loaded": False, "workers": [], "active": 0, "saved": 0,
+                "others": None, "limiter": None}
 
 
 def _find_openblas():
@@ -117,14 +121,85 @@ class _Worker:
 
 
 def _reset_after_fork() -> None:
-    """A forked child has none of the parent's threads: forget the workers and the running calls."""
+    """A forked child has none of the parent's threads: forget the workers and the running calls,
+    and give BLAS back the threads it had before them (the calls will not end in the child)."""
     global _lock
     _lock = threading.Lock()
-    _state.update(workers=[], active=0, saved=0)
+    if _state["active"]:
+        try:
+            _restore()
+        except Exception:  # noqa: BLE001 - a child that cannot restore keeps one thread
+            pass
+    _state.update(workers=[], active=0, saved=0, limiter=None)
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _other_blas():
+    """threadpoolctl's controller of every BLAS library loaded in the process (numpy's and, for
+    example, scipy's), or None without threadpoolctl; looked up once, again after
+    :func:`forget_blas_libraries`."""
+    if _state["others"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController  # installed with scikit-learn
+        except ImportError:
+            _state["others"] = False
+        else:
+            _state["others"] = ThreadpoolController().select(user_api="blas")
+    return _state["others"] or None
+
+
+def forget_blas_libraries() -> None:
+    """Look the BLAS libraries up again at the next :func:`one_blas_thread` (call it after
+    loading another one, such as scipy's)."""
+    with _lock:
+        _state["others"] = None
+
+
+def _limit() -> None:
+    """BLAS on one thread (hold ``_lock``; the first of the running calls)."""
+    _load()
+    if _state["blas"] is not None:
+        setter, getter = _state["blas"]
+        _state["saved"] = getter()
+        setter(1)
+    others = _other_blas()
+    _state["limiter"] = None if others is None else others.limit(limits=1)
+
+
+def _restore() -> None:
+    """BLAS back to its threads (hold ``_lock``; the last of the running calls)."""
+    limiter, _state["limiter"] = _state["limiter"], None
+    if limiter is not None:
+        limiter.restore_original_limits()
+    if _state["blas"] is not None:
+        _state["blas"][0](_state["saved"])
+
+
+class one_blas_thread:  # noqa: N801 - used like a function: ``with one_blas_thread():``
+    """A context in which every BLAS library of the process runs on one thread.
+
+    The setting is process-wide: contexts entered by several threads at once (and the calls of
+    :func:`run_parts`) share it; the first to enter sets it, the last to leave restores the
+    threads from before.
+    """
+
+    def __enter__(self) -> "one_blas_thread":
+        with _lock:
+            if _state["active"] == 0:
+                _limit()
+            _state["active"] += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with _lock:
+            if _state["active"] == 0:  # entered before a fork, left in the child: done there
+                return
+            _state["active"] -= 1
+            if _state["active"] == 0:
+                _restore()
 
 
 def split(n: int, size: int, multiple: int = 1) -> list[tuple[int, int]]:
@@ -169,15 +244,9 @@ def run_parts(fn: Callable[[int, int], T], n: int, size: int, work: float) -> li
         except RuntimeError:  # no more threads allowed (a process limit): use the caller's thread
             threads = len(_state["workers"])
         workers = _state["workers"][:threads]
-        if threads >= 2:
-            setter, getter = _state["blas"]
-            if _state["active"] == 0:
-                _state["saved"] = getter()
-                setter(1)
-            _state["active"] += 1
     if threads < 2:
         return [fn(n0, n1) for n0, n1 in split(n, size)]
-    try:
+    with one_blas_thread():
         results: list = [None] * len(parts)
         errors: list[BaseException] = []
         counter = itertools.count()  # next() is atomic: each part is taken exactly once
@@ -197,8 +266,3 @@ def run_parts(fn: Callable[[int, int], T], n: int, size: int, work: float) -> li
         if errors:
             raise errors[0]
         return results
-    finally:
-        with _lock:
-            _state["active"] -= 1
-            if _state["active"] == 0:
-                setter(_state["saved"])
