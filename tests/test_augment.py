@@ -249,8 +249,26 @@ def test_supervised_crop_bad_input(batch):
         A.sample_crops(batch[0], np.ones((3, 3)), 6, rng)
     with pytest.raises(ValueError, match=r"weights: expected shape \(5, 3, 3\)"):
         A.sample_crops(batch, np.ones((5, 2, 2)), 6, rng)
+    with pytest.raises(ValueError, match=r"size: expected a window inside \(8, 8\)"):
+        A.sample_crops(batch, np.ones((5, 1, 1)), 9, rng)
+    with pytest.raises(ValueError, match=r"size: expected a window inside \(8, 8\)"):
+        A.sample_crops(batch, np.ones((5, 9, 9)), 0, rng)
+    with pytest.raises(ValueError, match="N = 0"):
+        A.sample_crops(batch[:0], np.ones((0, 3, 3)), 6, rng)
+    for bad in (np.nan, np.inf):
+        weights = np.ones((5, 3, 3))
+        weights[2, 0, 0] = bad
+        with pytest.raises(ValueError, match="weights: expected finite values"):
+            A.sample_crops(batch, weights, 6, rng)
     with pytest.raises(ValueError, match="non-negative"):
         A.sample_crops(batch, -np.ones((5, 3, 3)), 6, rng)
+    one_negative = np.ones((5, 3, 3))
+    one_negative[4, 2, 2] = -0.5  # the sum stays positive, yet one weight is negative
+    with pytest.raises(ValueError, match="non-negative"):
+        A.sample_crops(batch, one_negative, 6, rng)
+    # negative case: the same checks pass finite, non-negative weights and a size inside
+    crops, _ = A.sample_crops(batch, np.ones((5, 3, 3)), 6, rng)
+    assert crops.shape == (5, batch.shape[1], 6, 6)
     with pytest.raises(ValueError, match="positive sum"):
         A.sample_crops(batch, np.zeros((5, 3, 3)), 6, rng)
     with pytest.raises(ValueError, match="rng"):

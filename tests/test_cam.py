@@ -19,6 +19,10 @@ def test_cam_matches_a_1x1_convolution(rng, shape):
     np.testing.assert_allclose(class_activation_map(features, weight), ref, **TIGHT)
     np.testing.assert_allclose(class_activation_map(features, weight[:, :, None, None]), ref,
                                **TIGHT)
+    # negative case: a perturbed weight gives other maps, so the comparison can fail
+    perturbed = weight.copy()
+    perturbed[0, 0] += 0.1
+    assert not np.allclose(class_activation_map(features, perturbed), ref, **TIGHT)
 
 
 def test_mean_of_the_map_plus_bias_is_the_networks_score(rng):
@@ -32,8 +36,7 @@ def test_mean_of_the_map_plus_bias_is_the_networks_score(rng):
     maps = class_activation_map(features.numpy(), head.weight.detach().numpy())  # (N, K, H, W)
     np.testing.assert_allclose(maps.mean(axis=(2, 3)) + head.bias.detach().numpy(), scores,
                                **TIGHT)
-    # negative case: the transposed weight's maps (C = K would be needed) or another class's
-    # map do not give the score, so the check above can fail
+    # negative case: another class's map does not give the score, so the check above can fail
     wrong = maps[:, ::-1].mean(axis=(2, 3)) + head.bias.detach().numpy()
     assert not np.allclose(wrong, scores, **TIGHT)
 

@@ -408,8 +408,8 @@ def window_sums(heat: np.ndarray, size) -> np.ndarray:
     out[n, t, l] = sum_{i < KH, j < KW} heat[n, t + i, l + j]
 
     Args:
-        heat: (N, H, W) a non-negative map per image (e.g. a class activation map brought to
-            the image's size); size: int or (KH, KW), the crop's size.
+        heat: (N, H, W) any real map per image (e.g. the positive part of a class activation
+            map brought to the image's size); size: int or (KH, KW), the crop's size.
     Returns:
         (N, H - KH + 1, W - KW + 1) sums, indexed by the crop's top-left corner (t, l).
     """
@@ -433,8 +433,9 @@ def sample_crops(x: np.ndarray, weights: np.ndarray, size, rng: np.random.Genera
     network's heat map is strong give supervised crops, which never start where the weight is 0.
 
     Args:
-        x: (N, C, H, W) images; weights: (N, H - KH + 1, W - KW + 1), non-negative, with a
-            positive sum for every image; size: int or (KH, KW); rng: the generator to draw from.
+        x: (N, C, H, W) images, N >= 1; weights: (N, H - KH + 1, W - KW + 1), finite and
+            non-negative, with a positive sum for every image; size: int or (KH, KW), a window
+            inside (H, W); rng: the generator to draw from.
     Returns:
         ``(crops, corners)``: crops (N, C, KH, KW) and the top-left corners (N, 2) as (t, l).
     """
@@ -443,10 +444,16 @@ def sample_crops(x: np.ndarray, weights: np.ndarray, size, rng: np.random.Genera
         raise ValueError(f"x: expected a batch (N, C, H, W), got shape {x.shape}")
     kh, kw = pair(size, "size")
     n, _, h, w = x.shape
+    if n == 0:
+        raise ValueError("x: expected at least one image, got N = 0")
+    if not (1 <= kh <= h and 1 <= kw <= w):
+        raise ValueError(f"size: expected a window inside ({h}, {w}), got {size!r}")
     weights = as_array(weights, "weights")
     if weights.shape != (n, h - kh + 1, w - kw + 1):
         raise ValueError(f"weights: expected shape {(n, h - kh + 1, w - kw + 1)} (one per crop "
                          f"position), got {weights.shape}")
+    if not np.all(np.isfinite(weights)):
+        raise ValueError("weights: expected finite values, got NaN or inf")
     if np.any(weights < 0) or np.any(weights.sum(axis=(1, 2)) <= 0):
         raise ValueError("weights: expected non-negative values with a positive sum per image")
     _check_rng(rng)
