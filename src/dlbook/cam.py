@@ -1,15 +1,16 @@
 """Class activation maps (Zhou et al. 2016): where a network ending in average pooling sees a class.
 
-A network whose last feature maps f (N, C, H, W) are averaged over space (global average
-pooling) and then mapped to K class scores by a linear layer with weight (K, C) and bias (K,)
-scores class k as
+A network whose last feature maps a (N, C, H, W) are averaged over space (global average
+pooling) and then mapped to K class scores by a linear layer with weight w (K, C) and bias
+b (K,) scores class k as
 
-    h_k = sum_c w[k, c] * mean_{i, j} f_c(i, j) + b_k = mean_{i, j} M_k(i, j) + b_k,
+    h_k = sum_c w_kc * mean_{i, j} a^c_{i,j} + b_k = mean_{i, j} A^k_{i,j} + b_k,
 
-with the *class activation map* M_k(i, j) = sum_c w[k, c] f_c(i, j): the sum and the mean
-swap, so the score is the mean of a map that says where in the image the evidence for class k
-lies. A 1 x 1 convolution followed by global average pooling is the same network (its weight is
-(K, C, 1, 1)), and then M_k is simply that convolution's output before the pooling.
+with the *class activation map* A^k_{i,j} = sum_c w_kc a^c_{i,j} (a^c is channel c of the
+features): the sum and the mean swap, so the score is the mean of a map that says where in
+the image the evidence for class k lies. A 1 x 1 convolution followed by global average
+pooling is the same network (its weight is (K, C, 1, 1)), and then A^k is simply that
+convolution's output before the pooling.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ __all__ = ["class_activation_map"]
 
 
 def class_activation_map(features: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Class activation maps M_k(i, j) = sum_c w[k, c] f_c(i, j) of every class k.
+    """Class activation maps A^k_{i,j} = sum_c w_kc a^c_{i,j} of every class k.
 
     Args:
-        features: (N, C, H, W) the last feature maps, before global average pooling.
-        weight: (K, C) the weight of the linear layer after the pooling, or (K, C, 1, 1) the
+        features: (N, C, H, W) the last feature maps a^c_{i,j}, before global average pooling.
+        weight: (K, C) the weight w_kc of the linear layer after the pooling, or (K, C, 1, 1) the
             weight of a 1 x 1 convolution before it.
     Returns:
         (N, K, H, W) one map per class. Its mean over (H, W) plus the bias is the network's
