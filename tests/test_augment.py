@@ -187,3 +187,89 @@ def test_bad_input(image):
         A.ColorJitter(hue=0.7)
     with pytest.raises(RuntimeError, match="fit"):
         A.FancyPCA()(image, rng)
+
+
+def test_window_sums_match_an_all_ones_convolution(rng):
+    heat = rng.random((3, 7, 9))
+    ref = torch.nn.functional.conv2d(torch.from_numpy(heat)[:, None],
+                                     torch.ones(1, 1, 4, 3, dtype=torch.float64))[:, 0].numpy()
+    np.testing.assert_allclose(A.window_sums(heat, (4, 3)), ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(A.window_sums(heat, 1), heat, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(A.window_sums(heat, (7, 9)), heat.sum(axis=(1, 2))[:, None, None],
+                               rtol=1e-10, atol=1e-12)
+    assert not np.allclose(A.window_sums(heat, (4, 3))[:, 1:], ref[:, :-1])  # a shift fails
+
+
+def test_sample_crops_cuts_the_drawn_window_and_follows_the_weights():
+    rng = np.random.default_rng(0)
+    x = rng.random((500, 2, 6, 7))
+    crops, corners = A.sample_crops(x, np.ones((500, 3, 3)), (4, 5), np.random.default_rng(1))
+    assert crops.shape == (500, 2, 4, 5) and corners.shape == (500, 2)
+    for crop, image, (t, l) in zip(crops, x, corners):
+        np.testing.assert_array_equal(crop, image[:, t:t + 4, l:l + 5])
+    counts = np.bincount(corners[:, 0] * 3 + corners[:, 1], minlength=9)
+    assert counts.min() > 30  # equal weights: every one of the 9 positions, about 56 times each
+    # weights 0 except two positions, one three times the other
+    weights = np.zeros((500, 3, 3))
+    weights[:, 0, 2], weights[:, 2, 1] = 1.0, 3.0
+    _, corners = A.sample_crops(x, weights, (4, 5), np.random.default_rng(2))
+    at_21 = np.all(corners == [2, 1], axis=1)
+    assert np.all(at_21 | np.all(corners == [0, 2], axis=1))  # never where the weight is 0
+    assert 0.70 < at_21.mean() < 0.80  # P = 3/4
+    assert not 0.45 < at_21.mean() < 0.55  # negative case: not the equal split
+    one = np.zeros((500, 3, 3))
+    one[:, 1, 1] = 5.0
+    crops, corners = A.sample_crops(x, one, (4, 5), np.random.default_rng(3))
+    np.testing.assert_array_equal(corners, np.ones((500, 2), dtype=int))
+    np.testing.assert_array_equal(crops, x[:, :, 1:5, 1:6])
+
+
+def test_sample_crops_is_repeatable_and_leaves_its_arguments_alone(batch):
+    weights = np.random.default_rng(5).random((5, 3, 3))
+    x0, w0 = batch.copy(), weights.copy()
+    a = A.sample_crops(batch, weights, 6, np.random.default_rng(7))
+    b = A.sample_crops(batch, weights, 6, np.random.default_rng(7))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    a[0][...] = -1.0  # the crops are copies, not views of the images
+    np.testing.assert_array_equal(batch, x0)
+    np.testing.assert_array_equal(weights, w0)
+    heat = weights.copy()
+    A.window_sums(heat, 2)
+    np.testing.assert_array_equal(heat, w0)
+
+
+def test_supervised_crop_bad_input(batch):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"heat: expected a 3-D array \(N, H, W\)"):
+        A.window_sums(np.zeros((4, 4)), 2)
+    with pytest.raises(ValueError, match="size: expected a window inside"):
+        A.window_sums(np.zeros((1, 4, 4)), 5)
+    with pytest.raises(ValueError, match=r"x: expected a batch \(N, C, H, W\)"):
+        A.sample_crops(batch[0], np.ones((3, 3)), 6, rng)
+    with pytest.raises(ValueError, match=r"weights: expected shape \(5, 3, 3\)"):
+        A.sample_crops(batch, np.ones((5, 2, 2)), 6, rng)
+    with pytest.raises(ValueError, match=r"size: expected a window inside \(8, 8\)"):
+        A.sample_crops(batch, np.ones((5, 1, 1)), 9, rng)
+    with pytest.raises(ValueError, match=r"size: expected a window inside \(8, 8\)"):
+        A.sample_crops(batch, np.ones((5, 9, 9)), 0, rng)
+    with pytest.raises(ValueError, match="N = 0"):
+        A.sample_crops(batch[:0], np.ones((0, 3, 3)), 6, rng)
+    for bad in (np.nan, np.inf):
+        weights = np.ones((5, 3, 3))
+        weights[2, 0, 0] = bad
+        with pytest.raises(ValueError, match="weights: expected finite values"):
+            A.sample_crops(batch, weights, 6, rng)
+    with pytest.raises(ValueError, match="non-negative"):
+        A.sample_crops(batch, -np.ones((5, 3, 3)), 6, rng)
+    one_negative = np.ones((5, 3, 3))
+    one_negative[4, 2, 2] = -0.5  # the sum stays positive, yet one weight is negative
+    with pytest.raises(ValueError, match="non-negative"):
+        A.sample_crops(batch, one_negative, 6, rng)
+    # negative case: the same checks pass finite, non-negative weights and a size inside
+    crops, _ = A.sample_crops(batch, np.ones((5, 3, 3)), 6, rng)
+    assert crops.shape == (5, batch.shape[1], 6, 6)
+    with pytest.raises(ValueError, match="positive sum"):
+        A.sample_crops(batch, np.zeros((5, 3, 3)), 6, rng)
+    with pytest.raises(ValueError, match="rng"):
+        A.sample_crops(batch, np.ones((5, 3, 3)), 6, 0)

@@ -15,8 +15,10 @@ import numpy as np
 def as_array(x, name: str) -> np.ndarray:
     """Return ``x`` as a floating ndarray; integers and bools are promoted to float64.
 
+    NaN and inf pass through unchecked: a caller that needs finite values checks them itself.
+
     Raises:
-        ValueError: if ``x`` cannot be turned into a numeric array, or holds NaN/inf.
+        ValueError: if ``x`` cannot be turned into a numeric array.
     """
     try:
         arr = np.asarray(x)

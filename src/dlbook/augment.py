@@ -12,6 +12,10 @@ draw (images in order), so a run is repeatable under a seed. :class:`Compose` ch
     augment = Compose([RandomCrop(8, padding=1), RandomRotation(15)])
     xb = augment(xb, rng)
 
+Supervised augmentation picks crops where a first network's heat map is strong:
+:func:`window_sums` totals a heat map inside every crop window, and :func:`sample_crops` draws
+one crop per image with probability proportional to a weight per crop position.
+
 Rotation and scaling interpolate with ``scipy.ndimage`` (bilinear by default, zeros outside
 the image).
 """
@@ -31,7 +35,7 @@ __all__ = [
     "hflip", "vflip", "crop", "rescale", "rotate", "rgb_to_hsv", "hsv_to_rgb",
     "rgb_pca", "fancy_pca",
     "Compose", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomCrop", "RandomScale",
-    "RandomRotation", "ColorJitter", "FancyPCA",
+    "RandomRotation", "ColorJitter", "FancyPCA", "window_sums", "sample_crops",
 ]
 
 
@@ -394,3 +398,69 @@ class FancyPCA:
 
     def __repr__(self) -> str:
         return f"FancyPCA(std={self.std})"
+
+
+# --- supervised augmentation: crops where a heat map is strong -------------------------------
+
+def window_sums(heat: np.ndarray, size) -> np.ndarray:
+    """Total of a heat map inside every ``size`` window: one number per crop position.
+
+    out[n, t, l] = sum_{i < KH, j < KW} heat[n, t + i, l + j]
+
+    Args:
+        heat: (N, H, W) any real map per image (e.g. the positive part of a class activation
+            map brought to the image's size); size: int or (KH, KW), the crop's size.
+    Returns:
+        (N, H - KH + 1, W - KW + 1) sums, indexed by the crop's top-left corner (t, l).
+    """
+    heat = as_array(heat, "heat")
+    if heat.ndim != 3:
+        raise ValueError(f"heat: expected a 3-D array (N, H, W), got shape {heat.shape}")
+    kh, kw = pair(size, "size")
+    if not (1 <= kh <= heat.shape[1] and 1 <= kw <= heat.shape[2]):
+        raise ValueError(f"size: expected a window inside ({heat.shape[1]}, {heat.shape[2]}), "
+                         f"got {size!r}")
+    windows = np.lib.stride_tricks.sliding_window_view(heat, (kh, kw), axis=(1, 2))
+    return windows.sum(axis=(3, 4))  # (N, OH, OW)
+
+
+def sample_crops(x: np.ndarray, weights: np.ndarray, size, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Cut one ``size`` crop from each image, its position drawn with probability ∝ ``weights``.
+
+    P(crop n at top-left corner (t, l)) = weights[n, t, l] / sum_{t', l'} weights[n, t', l'].
+    Equal weights give the plain random crop; weights that are zero except where a first
+    network's heat map is strong give supervised crops, which never start where the weight is 0.
+
+    Args:
+        x: (N, C, H, W) images, N >= 1; weights: (N, H - KH + 1, W - KW + 1), finite and
+            non-negative, with a positive sum for every image; size: int or (KH, KW), a window
+            inside (H, W); rng: the generator to draw from.
+    Returns:
+        ``(crops, corners)``: crops (N, C, KH, KW) and the top-left corners (N, 2) as (t, l).
+    """
+    x = as_array(x, "x")
+    if x.ndim != 4:
+        raise ValueError(f"x: expected a batch (N, C, H, W), got shape {x.shape}")
+    kh, kw = pair(size, "size")
+    n, _, h, w = x.shape
+    if n == 0:
+        raise ValueError("x: expected at least one image, got N = 0")
+    if not (1 <= kh <= h and 1 <= kw <= w):
+        raise ValueError(f"size: expected a window inside ({h}, {w}), got {size!r}")
+    weights = as_array(weights, "weights")
+    if weights.shape != (n, h - kh + 1, w - kw + 1):
+        raise ValueError(f"weights: expected shape {(n, h - kh + 1, w - kw + 1)} (one per crop "
+                         f"position), got {weights.shape}")
+    if not np.all(np.isfinite(weights)):
+        raise ValueError("weights: expected finite values, got NaN or inf")
+    if np.any(weights < 0) or np.any(weights.sum(axis=(1, 2)) <= 0):
+        raise ValueError("weights: expected non-negative values with a positive sum per image")
+    _check_rng(rng)
+    cumulative = weights.reshape(n, -1).cumsum(axis=1)  # (N, OH * OW)
+    u = (1.0 - rng.random((n, 1))) * cumulative[:, -1:]  # uniform in (0, total]
+    k = (cumulative < u).sum(axis=1)  # first position whose cumulative weight reaches u
+    top, left = np.divmod(k, w - kw + 1)
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
+    crops = windows[np.arange(n), :, top, left].copy()  # (N, C, OH, OW, KH, KW) -> (N, C, KH, KW)
+    return crops, np.stack([top, left], axis=1)
