@@ -8,8 +8,10 @@ logits s, teacher logits t, hard labels y and N examples, the loss is
     KL(p || q) = sum_j p_j (log p_j - log q_j),
 
 with q_s = softmax(s / T), q_t = softmax(t / T) and CE the usual cross-entropy at T = 1. The
-gradient of the soft term with respect to s is alpha * T * (q_s - q_t) / N: it shrinks like
-1/T, and the factor T^2 restores its size relative to the hard term when T changes.
+gradient of the soft term with respect to s is alpha * T * (q_s - q_t) / N, the factor T^2
+included. For large T the difference q_s - q_t shrinks like 1/T, so without the T^2 the soft
+gradient alpha * (q_s - q_t) / (N T) would fade like 1/T^2 against the hard term's; with it the
+gradient stays roughly the same size as T changes.
 The teacher is fixed: no gradient flows into t.
 """
 
