@@ -172,6 +172,27 @@ def _assert_batch(out: Path, expected: dict[str, tuple[str, float]], exercise_di
 
 
 @pytest.mark.skipif(not NAMESPACES, reason="Linux namespaces are not available here")
+def test_sandbox_builds_when_an_allowed_folder_lives_under_tmp(monkeypatch):
+    # A virtual environment in a temporary folder (a fresh clone under /tmp, as CI makes) puts
+    # an allowed folder under /tmp, where the sandbox's /tmp symlink used to go: building the
+    # root failed ("File exists") and grading fell back to process isolation without a word.
+    import tempfile
+
+    from dlbook.grading import sandbox
+
+    extra = Path(tempfile.mkdtemp(prefix="dlbook-allowed-", dir="/tmp"))
+    try:
+        (extra / "marker.txt").write_text("visible, read-only")
+        allow = sandbox._allowlist
+        monkeypatch.setattr(sandbox, "_allowlist", lambda: allow() + [str(extra)])
+        sandbox._trial.cache_clear()  # the trial run's verdict is kept per process
+        assert sandbox.isolation_problem() is None
+    finally:
+        sandbox._trial.cache_clear()
+        shutil.rmtree(extra)
+
+
+@pytest.mark.skipif(not NAMESPACES, reason="Linux namespaces are not available here")
 def test_hostile_batch_in_namespaces_and_determinism(tmp_path, exercise_copy):
     subs = tmp_path / "subs"
     subs.mkdir()

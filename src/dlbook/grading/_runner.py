@@ -282,7 +282,10 @@ def build_root(config):
     os.makedirs(home)
     _mount("tmpfs", home, "tmpfs", MS_NOSUID | MS_NODEV,
            f"size={int(config['disk_bytes'])},mode=700,uid={uid},gid={uid}")
-    os.symlink(HOME.lstrip("/"), os.path.join(root, "tmp"))
+    if not os.path.lexists(os.path.join(root, "tmp")):
+        os.symlink(HOME.lstrip("/"), os.path.join(root, "tmp"))
+    # else an allowed folder lives under /tmp (say, a virtual environment in a temporary
+    # folder): /tmp stays the read-only folder that holds it, and TMPDIR points to HOME
     dev = os.path.join(root, "dev")
     os.makedirs(dev)
     _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=4k,mode=755")
