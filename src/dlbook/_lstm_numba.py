@@ -107,23 +107,18 @@ def _atomic_store(typingctx, ary, index, value):
 
 
 @intrinsic
-def _f32_from_bits(typingctx, bits):
-    sig = types.float32(types.int32)
+def _float_from_bits(typingctx, bits):
+    """The float of the same width as ``bits`` whose bit pattern it is (int32: float32, int64:
+    float64)."""
+    if not isinstance(bits, types.Integer) or bits.bitwidth not in (32, 64):
+        return None
+    ftype, llvm_type = ((types.float32, ir.FloatType()) if bits.bitwidth == 32
+                        else (types.float64, ir.DoubleType()))
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
+        return builder.bitcast(args[0], llvm_type)
 
-    return sig, codegen
-
-
-@intrinsic
-def _f64_from_bits(typingctx, bits):
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return sig, codegen
+    return ftype(bits), codegen
 
 
 # After this many turns of the spin (some 0.03 ms) a thread waiting at the barrier gives up its
@@ -242,7 +237,7 @@ def _exp32(x):
     c0, c1, c2, c3, c4, c5 = _EXP32
     p = ((((c0 * r + c1) * r + c2) * r + c3) * r + c4) * r + c5
     p = p * r * r + r + _ONE32
-    return p * _f32_from_bits(np.int32((np.int32(k) + 127) << 23))
+    return p * _float_from_bits(np.int32((np.int32(k) + 127) << 23))
 
 
 @numba.njit
@@ -255,7 +250,7 @@ def _exp64(x):
     p = r * ((_P64[0] * rr + _P64[1]) * rr + _P64[2])
     q = ((_Q64[0] * rr + _Q64[1]) * rr + _Q64[2]) * rr + _Q64[3]
     e = 1.0 + 2.0 * (p / (q - p))
-    return e * _f64_from_bits(np.int64((np.int64(k) + 1023) << 52))
+    return e * _float_from_bits(np.int64((np.int64(k) + 1023) << 52))
 
 
 def _gate_functions(ftype, exp):
